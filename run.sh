@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Speech emotion recognition after Xie et al., "Speech Emotion Classification
+# Using Attention-Based LSTM" (IEEE/ACM TASLP 27(11), 2019).
+#
+#   ./run.sh                              everything, on the embedded synth corpus
+#   ./run.sh --corpus casia --casia-dir /data/casia --stage 1 --stop-stage 3
+#
+# Stages: 0 environment, 1 corpus preparation, 2 folds, 3 features,
+#         4 normalisation statistics, 5 training, 6 scoring and summary.
+# Each stage skips work that is already complete.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stage=0               # first stage to run
+stop_stage=6          # last stage to run
+corpus=synth          # synth, casia, enterface, gemep, emodb, ravdess, iemocap
+corpus_opts=""        # options of the corpus's prepare function, "key=value ..."
+synth_dir=data/synth/corpus  # where the synth corpus is made
+synth_speakers=4      # synth: number of speakers (at most 6)
+synth_sentences=20    # synth: sentences per speaker and emotion (at most 24)
+casia_dir=""          # CASIA root: <speaker>/<emotion>/<id>.wav
+enterface_dir=""      # eNTERFACE'05 root: subject N/<emotion>/sentence N/*.avi
+gemep_dir=""          # GEMEP audio root
+emodb_dir=""          # EmoDB root (with wav/)
+ravdess_dir=""        # RAVDESS root: Actor_NN/*.wav
+iemocap_dir=""        # IEMOCAP root: Session1..5
+protocol=""           # loso, speaker_kfold, session, random [default: the corpus's]
+num_folds=""          # K for speaker_kfold, repeats for random
+fold_seed=0           # seed of the random splits
+test_share=""         # random protocol: test share [default: 1000/7200, the paper's]
+feat=lld93            # fbank, mfcc, lld93, egemaps_lld, compare_lld
+feat_opts=""          # overrides of conf/feats/<feat>.yaml, "key=value ..."
+nj=2                  # parallel feature jobs
+cmvn=train            # train (fold's training part), speaker (uses test speakers), none
+model=lstm_tf_at      # lstm, lstm_t, lstm_f, lstm_at, lstm_tf, lstm_tf_at, gru
+model_opts=""         # overrides of conf/model/<model>.yaml, "key=value ..."
+train_opts=""         # overrides of conf/train.yaml, "key=value ..."
+seeds=1               # training seeds, e.g. "1 2 3"
+gpu=0                 # 1: train on CUDA where present
+exp_tag=""            # suffix of the system name, to keep variants apart
+
+. ./utils/lib.sh
+# Corpus defaults (conf/corpus/<corpus>.conf) come before the command line, so
+# find --corpus first.
+for ((i = 1; i <= $#; i++)); do
+  case ${!i} in
+    --corpus=*) corpus=${!i#--corpus=} ;;
+    --corpus) j=$((i + 1)); corpus=${!j:-} ;;
+  esac
+done
+corpus_train_opts=""
+corpus_protocol=loso
+[ -f "conf/corpus/$corpus.conf" ] && . "conf/corpus/$corpus.conf"
+. ./utils/parse_options.sh
+
+if [ $# -ne 0 ]; then echo "$0: unexpected argument(s): $*; see $0 --help" >&2; exit 1; fi
+protocol=${protocol:-$corpus_protocol}
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  log "Stage 0: environment (tools/install.sh)"
+  tools/install.sh
+fi
+if [ ! -x tools/venv/bin/python ]; then
+  echo "$0: no environment in tools/venv; run stage 0 (./run.sh --stage 0 --stop-stage 0)" >&2
+  exit 1
+fi
+. ./path.sh
+. ./cmd.sh
+
+corpus_dir_var=${corpus}_dir
+corpus_dir=${!corpus_dir_var-}
+data=data/$corpus
+folds=$data/folds/$protocol
+feat_dir=$data/feats/$feat
+system=${feat}_${model}
+[ "$cmvn" != train ] && system+=_cmvn-$cmvn
+[ -n "$exp_tag" ] && system+=_$exp_tag
+exp=exp/$corpus/$system/$protocol
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  log "Stage 1: prepare $corpus"
+  if [ -z "$corpus_dir" ]; then
+    echo "$0: give the corpus location with --${corpus}-dir DIR" >&2; exit 1
+  fi
+  steps/prepare_data.sh --corpus-opts "$corpus_opts" --synth-speakers "$synth_speakers" \
+    --synth-sentences "$synth_sentences" "$corpus" "$corpus_dir" "$data"
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  log "Stage 2: $protocol folds"
+  steps/make_folds.sh --protocol "$protocol" --num-folds "$num_folds" --fold-seed "$fold_seed" \
+    --test-share "$test_share" "$data" "$folds"
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  log "Stage 3: $feat features"
+  steps/make_feats.sh --nj "$nj" --cmd "$feat_cmd" --feat "$feat" --feat-opts "$feat_opts" \
+    "$data" "$feat_dir"
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  log "Stage 4: normalisation statistics ($cmvn)"
+  steps/compute_cmvn.sh --cmvn "$cmvn" "$data" "$feat_dir" "$folds"
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  log "Stage 5: train $model ($protocol, seeds: $seeds)"
+  steps/train.sh --cmd "$train_cmd" --cmvn "$cmvn" --model "$model" --model-opts "$model_opts" \
+    --train-opts "$corpus_train_opts $train_opts" --seeds "$seeds" --gpu "$gpu" \
+    "$data" "$feat_dir" "$folds" "$exp"
+fi
+
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  log "Stage 6: score and summarise"
+  steps/score.sh --seeds "$seeds" "$folds" "$exp"
+  log "Results: $(dirname "$exp")/RESULTS.md and exp/$corpus/RESULTS.md"
+fi

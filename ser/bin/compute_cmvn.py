@@ -1,0 +1,52 @@
+"""Computes normalisation statistics: ``--mode train`` from each fold's training
+utterances only (one file per fold), ``--mode speaker`` per speaker (one file)."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import kaldiio
+
+from ser.bin import run_tool
+from ser.cmvn import CMVN_MODES, accumulate, save_stats, stats_path
+from ser.datadir import read_data_dir, read_table
+from ser.errors import SerError
+from ser.folds import list_folds, read_fold
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--mode", required=True, choices=[m for m in CMVN_MODES if m != "none"])
+    p.add_argument("--data-dir", required=True, type=Path)
+    p.add_argument("--feat-dir", required=True, type=Path)
+    p.add_argument("--folds-dir", type=Path, help="needed for --mode train")
+    p.add_argument("--out-dir", required=True, type=Path,
+                   help="gets fold<k>.npz (train) or speaker.npz (speaker)")
+    return p
+
+
+def main(argv=None) -> None:
+    args = get_parser().parse_args(argv)
+    feats = read_table(args.feat_dir / "feats.scp")
+
+    def load(utt):
+        return kaldiio.load_mat(feats[utt])
+
+    if args.mode == "speaker":
+        utt2spk = read_data_dir(args.data_dir).utt2spk
+        out = stats_path(args.out_dir, "speaker", "")
+        save_stats(accumulate(sorted(feats), load, utt2spk.__getitem__), out, "speaker")
+        logging.info("wrote per-speaker statistics to %s", out)
+        return
+    if args.folds_dir is None:
+        raise SerError("--folds-dir is needed for --mode train")
+    for fold in list_folds(args.folds_dir):
+        # The training part only: never the validation or test utterances.
+        train = [u for u in read_fold(args.folds_dir, fold).train if u in feats]
+        save_stats(accumulate(train, load, lambda _: "train"), stats_path(args.out_dir, "train", fold), "train")
+        logging.info("%s: statistics from %d training utterances", fold, len(train))
+
+
+if __name__ == "__main__":
+    run_tool(main)

@@ -1,0 +1,102 @@
+"""Feature normalisation without leakage.
+
+Modes:
+- ``train``: one mean and variance from the fold's training utterances only.
+- ``speaker``: each speaker's own statistics, test speakers included. Common in
+  the literature and worth several UAR points on small corpora, but it uses the
+  test speaker's data, so reports must say so (:data:`USES_TEST_SPEAKER_STATS`).
+- ``none``: features as extracted.
+
+Statistics are stored as frame count, sum and sum of squares (float64) per group
+(``train`` has the single group ``train``), in one ``.npz`` file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ser.errors import SerError
+
+CMVN_MODES = ("train", "speaker", "none")
+USES_TEST_SPEAKER_STATS = {"train": False, "speaker": True, "none": False}
+_VAR_FLOOR = 1e-8
+
+
+def accumulate(utts: Iterable[str], load: Callable[[str], np.ndarray],
+               utt2group: Callable[[str], str]) -> dict[str, np.ndarray]:
+    """Per-group frame count, sum and sum of squares over ``utts``."""
+    acc: dict[str, list] = {}
+    for utt in utts:
+        feats = load(utt).astype(np.float64)
+        group = acc.setdefault(utt2group(utt), [0, 0.0, 0.0])
+        group[0] += feats.shape[0]
+        group[1] = group[1] + feats.sum(axis=0)
+        group[2] = group[2] + np.square(feats).sum(axis=0)
+    if not acc:
+        raise SerError("no utterances to compute normalisation statistics from")
+    groups = sorted(acc)
+    return {"groups": np.array(groups), "count": np.array([acc[g][0] for g in groups], dtype=np.float64),
+            "sum": np.stack([acc[g][1] for g in groups]), "sumsq": np.stack([acc[g][2] for g in groups])}
+
+
+def stats_path(cmvn_dir: Path | str, mode: str, fold: str) -> Path | None:
+    """Where a fold's statistics live: ``<dir>/<fold>.npz`` (train), ``<dir>/speaker.npz``."""
+    if mode == "none":
+        return None
+    return Path(cmvn_dir) / (f"{fold}.npz" if mode == "train" else "speaker.npz")
+
+
+def save_stats(stats: dict, path: Path | str, mode: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, mode=np.array(mode), **stats)
+    tmp.replace(path)
+
+
+class Normalizer:
+    """Applies one of the modes; ``__call__(feats, speaker)`` returns normalised float32."""
+
+    def __init__(self, mode: str, stats: dict | None = None):
+        if mode not in CMVN_MODES:
+            raise SerError(f"unknown cmvn mode {mode!r}; known: {', '.join(CMVN_MODES)}")
+        if mode != "none" and stats is None:
+            raise SerError(f"cmvn mode {mode} needs statistics")
+        self.mode = mode
+        self.shift: dict[str, np.ndarray] = {}
+        self.scale: dict[str, np.ndarray] = {}
+        if stats is not None:
+            for i, group in enumerate(stats["groups"]):
+                mean = stats["sum"][i] / stats["count"][i]
+                var = stats["sumsq"][i] / stats["count"][i] - mean ** 2
+                # Constant dimensions (var ~ 0) are centred but not scaled up.
+                std = np.where(var > _VAR_FLOOR, np.sqrt(np.maximum(var, _VAR_FLOOR)), 1.0)
+                self.shift[str(group)] = mean.astype(np.float32)
+                self.scale[str(group)] = (1.0 / std).astype(np.float32)
+
+    @classmethod
+    def load(cls, mode: str, path: Path | str | None) -> "Normalizer":
+        if mode == "none":
+            return cls("none")
+        if path is None or not Path(path).is_file():
+            raise SerError(f"{path}: normalisation statistics not found; run the cmvn stage")
+        with np.load(path) as npz:
+            if str(npz["mode"]) != mode:
+                raise SerError(f"{path}: holds {npz['mode']} statistics, not {mode}")
+            return cls(mode, {k: npz[k] for k in ("groups", "count", "sum", "sumsq")})
+
+    def __call__(self, feats: np.ndarray, speaker: str | None = None) -> np.ndarray:
+        if self.mode == "none":
+            return feats.astype(np.float32, copy=False)
+        group = "train" if self.mode == "train" else speaker
+        if group not in self.shift:
+            raise SerError(f"no {self.mode} normalisation statistics for {group!r}")
+        return ((feats - self.shift[group]) * self.scale[group]).astype(np.float32)
+
+    def state(self) -> dict:
+        """Plain-list form, for model bundles."""
+        return {"mode": self.mode,
+                "shift": {g: v.tolist() for g, v in self.shift.items()},
+                "scale": {g: v.tolist() for g, v in self.scale.items()}}

@@ -1,0 +1,83 @@
+"""The one metric module: per-fold scores, summaries over folds and seeds, and
+the confusion-matrix plot.
+
+UAR (unweighted average recall, the paper's metric) is the mean of per-class
+recalls; WA (weighted accuracy) is plain accuracy; macro-F1 averages per-class F1.
+Classes absent from the references are left out of UAR and macro-F1.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def confusion_matrix(refs: Sequence[int], hyps: Sequence[int], num_classes: int) -> np.ndarray:
+    """Rows are references, columns hypotheses."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(refs, dtype=np.int64), np.asarray(hyps, dtype=np.int64)), 1)
+    return matrix
+
+
+def scores(refs: Sequence[int], hyps: Sequence[int], labels: Sequence[str]) -> dict:
+    """UAR, WA, macro-F1, per-class recall and the confusion matrix, as plain types."""
+    if len(refs) != len(hyps) or not len(refs):
+        raise ValueError(f"need equal, non-empty reference and hypothesis lists "
+                         f"({len(refs)} vs {len(hyps)})")
+    matrix = confusion_matrix(refs, hyps, len(labels))
+    support = matrix.sum(axis=1)
+    predicted = matrix.sum(axis=0)
+    true_pos = np.diag(matrix)
+    present = support > 0
+    recall = np.divide(true_pos, support, out=np.zeros(len(labels)), where=present)
+    precision = np.divide(true_pos, predicted, out=np.zeros(len(labels)), where=predicted > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(len(labels)), where=denom > 0)
+    return {
+        "uar": float(recall[present].mean()),
+        "wa": float(true_pos.sum() / matrix.sum()),
+        "macro_f1": float(f1[present].mean()),
+        "per_class_recall": {lab: float(r) for lab, r, p in zip(labels, recall, present) if p},
+        "num_utts": int(matrix.sum()),
+        "labels": list(labels),
+        "confusion": matrix.tolist(),
+    }
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def confusion_text(result: dict) -> str:
+    labels, matrix = result["labels"], np.asarray(result["confusion"])
+    width = max(6, *(len(lab) for lab in labels))
+    lines = ["ref \\ hyp".ljust(width) + " " + " ".join(lab[:width].rjust(width) for lab in labels)]
+    for lab, row in zip(labels, matrix):
+        lines.append(lab.ljust(width) + " " + " ".join(str(v).rjust(width) for v in row))
+    return "\n".join(lines)
+
+
+def plot_confusion(result: dict, path: Path | str, title: str = "") -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, matrix = result["labels"], np.asarray(result["confusion"], dtype=np.float64)
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(labels), 0.8 + 0.8 * len(labels)))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center",
+                    color="white" if rates[i, j] > 0.5 else "black", fontsize=9)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("reference")
+    ax.set_title(title or f"UAR {result['uar']:.1%}  WA {result['wa']:.1%}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

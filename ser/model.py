@@ -1,0 +1,213 @@
+"""Utterance-level emotion classifiers of Xie et al., "Speech Emotion
+Classification Using Attention-Based LSTM", IEEE/ACM TASLP 27(11), 2019.
+
+A two-layer recurrent encoder turns frame features (B, T, D) into outputs
+O = o_1..o_T (B, T, H); a pooling stage turns O into one vector per utterance;
+an MLP gives the logits. The variants differ only in encoder and pooling:
+
+    variant      encoder                         pooling
+    lstm         torch.nn.LSTM                   last valid output o_L
+    lstm_t       torch.nn.LSTM                   time attention
+    lstm_f       torch.nn.LSTM                   feature attention
+    lstm_at      attention-gate LSTM (LSTM-AT)   o_L
+    lstm_tf      torch.nn.LSTM                   [time attention, feature attention]
+    lstm_tf_at   attention-gate LSTM (LSTM-AT)   [time attention, feature attention]
+    gru          torch.nn.GRU                    o_L
+
+Time attention:    s_T = softmax_t(o_L W_T o_t),                 out_T = sum_t s_T(t) o_t
+Feature attention: s_F(t) = softmax_H(tanh(o_t W_F) V_F),        out_F = sum_t s_F(t) * o_t
+Both sum over the valid frames t <= L only, so padding is invisible.
+Head: FC(pooled -> fc_dim) + ReLU + FC(fc_dim -> classes), i.e. 512 -> 128 -> C
+with both attentions and 256 -> 128 -> C otherwise (H = 256).
+"""
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+import yaml
+from torch import Tensor, nn
+
+from ser.attention_lstm import AttentionGateLSTM
+
+MODEL_VARIANTS = ("lstm", "lstm_t", "lstm_f", "lstm_at", "lstm_tf", "lstm_tf_at", "gru")
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
+
+# variant -> (encoder cell, time attention, feature attention)
+_VARIANT_LAYOUT = {
+    "lstm": ("lstm", False, False),
+    "lstm_t": ("lstm", True, False),
+    "lstm_f": ("lstm", False, True),
+    "lstm_at": ("attention_gate", False, False),
+    "lstm_tf": ("lstm", True, True),
+    "lstm_tf_at": ("attention_gate", True, True),
+    "gru": ("gru", False, False),
+}
+
+
+class TorchRNN(nn.Module):
+    """torch.nn.LSTM / GRU (oneDNN kernels) returning only the outputs (B, T, H).
+
+    Run on the padded batch: the recurrence is forward-only, so the padding after
+    a sequence cannot reach its valid outputs, and packing would only cost time.
+    """
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int):
+        super().__init__()
+        rnn_class = nn.LSTM if cell == "lstm" else nn.GRU
+        self.rnn = rnn_class(input_size, hidden_size, num_layers, batch_first=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.rnn(x)[0]
+
+
+class TimeAttention(nn.Module):
+    """out_T = sum_t s_T(t) o_t with s_T = softmax over valid t of o_L W_T o_t."""
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.weight = nn.Linear(hidden_size, hidden_size, bias=False)  # W_T
+
+    def forward(self, outputs: Tensor, last: Tensor, valid: Tensor) -> Tensor:
+        scores = torch.bmm(outputs, self.weight(last).unsqueeze(2)).squeeze(2)
+        weights = scores.masked_fill(~valid, float("-inf")).softmax(dim=1)
+        return torch.bmm(weights.unsqueeze(1), outputs).squeeze(1)
+
+
+class FeatureAttention(nn.Module):
+    """out_F = sum over valid t of s_F(t) * o_t with s_F(t) = softmax_H(tanh(o_t W_F) V_F)."""
+
+    def __init__(self, hidden_size: int, attention_size: int):
+        super().__init__()
+        self.weight = nn.Linear(hidden_size, attention_size, bias=False)  # W_F
+        self.proj = nn.Linear(attention_size, hidden_size, bias=False)  # V_F
+
+    def forward(self, outputs: Tensor, valid: Tensor) -> Tensor:
+        weights = self.proj(torch.tanh(self.weight(outputs))).softmax(dim=2)
+        return (weights * outputs).masked_fill(~valid.unsqueeze(2), 0.0).sum(dim=1)
+
+
+class EmotionClassifier(nn.Module):
+    """Recurrent encoder + attention pooling + MLP head; build it with :func:`build_model`."""
+
+    def __init__(self, config: Dict[str, Any]):
+        super().__init__()
+        self.config = dict(config)
+        cell, use_time, use_feature = _VARIANT_LAYOUT[config["variant"]]
+        self.input_dim: int = config["input_dim"]
+        hidden, layers = config["hidden_size"], config["num_layers"]
+        if cell == "attention_gate":
+            self.encoder = AttentionGateLSTM(
+                self.input_dim, hidden, layers, config["gate_size"], config["forget_bias"], config["peephole"]
+            )
+        else:
+            self.encoder = TorchRNN(cell, self.input_dim, hidden, layers)
+        self.time_attention = TimeAttention(hidden) if use_time else None
+        self.feature_attention = FeatureAttention(hidden, config["attention_size"]) if use_feature else None
+        pooled_size = hidden * max(1, int(use_time) + int(use_feature))
+        dropout = config["dropout"]
+        self.head = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(pooled_size, config["fc_dim"]),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(config["fc_dim"], config["num_classes"]),
+        )
+
+    def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
+        """feats (B, T, D) zero-padded, lengths (B,) valid frames -> logits (B, classes)."""
+        if not torch.jit.is_tracing():  # data-dependent checks would freeze into a trace
+            self._check_inputs(feats, lengths)
+        lengths = lengths.to(feats.device)
+        outputs = self.encoder(feats)
+        batch, frames = outputs.size(0), outputs.size(1)
+        last = outputs[torch.arange(batch, device=feats.device), lengths - 1]
+        valid = torch.arange(frames, device=feats.device).unsqueeze(0) < lengths.unsqueeze(1)
+        pooled: List[Tensor] = []
+        if self.time_attention is not None:
+            pooled.append(self.time_attention(outputs, last, valid))
+        if self.feature_attention is not None:
+            pooled.append(self.feature_attention(outputs, valid))
+        if len(pooled) == 0:
+            pooled.append(last)
+        return self.head(torch.cat(pooled, dim=1))
+
+    def _check_inputs(self, feats: Tensor, lengths: Tensor) -> None:
+        if feats.dim() != 3 or feats.size(2) != self.input_dim:
+            raise ValueError(f"feats must be (batch, frames, {self.input_dim}), got {feats.shape}")
+        if lengths.dim() != 1 or lengths.size(0) != feats.size(0):
+            raise ValueError(f"lengths must be ({feats.size(0)},), got {lengths.shape}")
+        if bool((lengths < 1).any()) or bool((lengths > feats.size(1)).any()):
+            raise ValueError(
+                f"lengths must be in [1, {feats.size(1)}], got min {int(lengths.min())} max {int(lengths.max())}"
+            )
+
+
+def build_model(
+    input_dim: int,
+    num_classes: int,
+    variant: str,
+    hidden_size: int = 256,
+    num_layers: int = 2,
+    fc_dim: int = 128,
+    dropout: float = 0.0,
+    gate_size: Optional[int] = None,
+    forget_bias: float = 1.0,
+    peephole: bool = False,
+    attention_size: Optional[int] = None,
+) -> EmotionClassifier:
+    """Builds one of :data:`MODEL_VARIANTS` (see the module docstring).
+
+    Args:
+        input_dim: D, features per frame.
+        num_classes: number of emotions (logits; the softmax is in the loss).
+        variant: one of MODEL_VARIANTS.
+        hidden_size, num_layers: H and depth of the recurrent encoder.
+        fc_dim: hidden width of the MLP head.
+        dropout: before each FC layer of the head.
+        gate_size: LSTM-AT only; rows of W_f in the attention gate (default H).
+        forget_bias: LSTM-AT only; initial b_f of the attention gate.
+        peephole: LSTM-AT only; o_t also sees c_t (diagonal weight).
+        attention_size: feature attention only; columns of W_F (default H).
+
+    Options that do not apply to ``variant`` must stay at their defaults.
+    ``model.config`` holds the resolved arguments: ``build_model(**model.config)``
+    rebuilds the same architecture.
+    """
+    if variant not in _VARIANT_LAYOUT:
+        raise ValueError(f"unknown model variant {variant!r}; expected one of {MODEL_VARIANTS}")
+    sizes = dict(
+        input_dim=input_dim, num_classes=num_classes, hidden_size=hidden_size, num_layers=num_layers,
+        fc_dim=fc_dim, gate_size=gate_size, attention_size=attention_size,
+    )
+    for name, value in sizes.items():
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    cell, _, use_feature = _VARIANT_LAYOUT[variant]
+    config: Dict[str, Any] = dict(
+        input_dim=input_dim, num_classes=num_classes, variant=variant, hidden_size=hidden_size,
+        num_layers=num_layers, fc_dim=fc_dim, dropout=float(dropout),
+    )
+    if cell == "attention_gate":
+        config.update(gate_size=gate_size or hidden_size, forget_bias=float(forget_bias), peephole=bool(peephole))
+    elif (gate_size, forget_bias, peephole) != (None, 1.0, False):
+        raise ValueError(f"gate_size, forget_bias and peephole apply to the LSTM-AT variants, not {variant!r}")
+    if use_feature:
+        config["attention_size"] = attention_size or hidden_size
+    elif attention_size is not None:
+        raise ValueError(f"attention_size applies to the feature-attention variants, not {variant!r}")
+    return EmotionClassifier(config)
+
+
+def load_model_config(name: str) -> Dict[str, Any]:
+    """Reads conf/model/<name>.yaml (or the YAML file ``name``) into a plain dict."""
+    path = Path(name) if name.endswith((".yaml", ".yml")) else CONF_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no model config {path}; variants: {', '.join(MODEL_VARIANTS)}")
+    with open(path, encoding="utf-8") as stream:
+        config = yaml.safe_load(stream)
+    if not isinstance(config, dict) or "variant" not in config:
+        raise ValueError(f"{path}: expected a mapping with a 'variant' key")
+    return config

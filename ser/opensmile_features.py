@@ -1,0 +1,165 @@
+"""openSMILE frame-level descriptors as Lhotse feature extractors.
+
+- ``lld93``: the paper's 93 descriptors per frame, our config ``conf/feats/lld93.conf``
+  (names, order and frame grid are documented there); 32 ms frames every 16 ms.
+- ``egemaps_lld``, ``compare_lld``: the stock eGeMAPSv02 (25) and ComParE_2016 (65)
+  low-level descriptors, every 10 ms.
+
+All run through the ``opensmile`` package, one openSMILE config per extractor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+import opensmile
+from lhotse.features.base import FeatureExtractor, register_extractor
+from lhotse.features.opensmile import OpenSmileConfig, OpenSmileExtractor
+from lhotse.utils import Seconds
+
+from ser.audio import SAMPLE_RATE
+from ser.errors import SerError
+
+LLD93_CONF = Path(__file__).resolve().parents[1] / "conf" / "feats" / "lld93.conf"
+# opensmile scales samples by 32768 and casts them to int16, so +1.0 would wrap to -32768.
+_MAX_SAMPLE = 32767 / 32768
+
+
+@dataclass
+class OpenSmileLldConfig(OpenSmileConfig):
+    """OpenSmileConfig for frame-level descriptors on a known frame grid.
+
+    ``feature_set`` is a stock set's name or the path of a config file, whose output
+    level ``feature_level`` then names. ``tail`` > 0 appends that much of the input's
+    mirror image before extraction (so analysis windows longer than ``frame_length``
+    have audio at the end) and cuts the output to the frames
+    ``[n * frame_shift, n * frame_shift + frame_length)`` that lie within the input.
+    """
+
+    frame_shift: Seconds = 0.01
+    frame_length: Seconds = 0.06  # the shortest input that yields a frame
+    tail: Seconds = 0.0
+    sampling_rate: int = SAMPLE_RATE
+
+    @staticmethod
+    def from_dict(data: Dict[str, Any]) -> "OpenSmileLldConfig":
+        return OpenSmileLldConfig(**data)
+
+
+@register_extractor
+class OpenSmileLld(OpenSmileExtractor):
+    """Lhotse's OpenSmileExtractor for stock sets and our own configs. Unlike the parent
+    it takes 1-D samples, has working ``feature_names``/``feature_dim``, a frame shift
+    for custom configs, and returns openSMILE's frames as they are: the parent's
+    ``_pad_frames`` pads to Lhotse's frame count by re-appending the last frames as a
+    block (and keeps only the first frames when openSMILE gives more)."""
+
+    name = "opensmile-lld"
+    config_type = OpenSmileLldConfig
+
+    def __init__(self, config: OpenSmileLldConfig | None = None):
+        # Not the parent's __init__: it resolves stock set and level names only.
+        FeatureExtractor.__init__(self, config)
+        c = self.config
+        if c.feature_set in opensmile.FeatureSet.__members__:
+            self.feature_set = opensmile.FeatureSet[c.feature_set]
+            self.feature_level = opensmile.FeatureLevel(c.feature_level)
+        elif Path(c.feature_set).is_file():
+            self.feature_set, self.feature_level = str(c.feature_set), c.feature_level
+        else:
+            raise SerError(f"openSMILE feature set {c.feature_set!r} is neither a config file "
+                           f"nor a stock set ({', '.join(opensmile.FeatureSet.__members__)})")
+        self.smileExtractor = opensmile.Smile(
+            feature_set=self.feature_set, feature_level=self.feature_level, options=c.options,
+            loglevel=c.loglevel, logfile=c.logfile, sampling_rate=c.sampling_rate,
+            channels=c.channels, mixdown=c.mixdown, resample=c.resample,
+            num_workers=c.num_workers, verbose=c.verbose)
+
+    @property
+    def frame_shift(self) -> Seconds:
+        return self.config.frame_shift
+
+    @property
+    def frame_length(self) -> Seconds:
+        return self.config.frame_length
+
+    @property
+    def feature_names(self) -> List[str]:
+        return list(self.smileExtractor.feature_names)
+
+    def feature_dim(self, sampling_rate: int) -> int:
+        return len(self.smileExtractor.feature_names)
+
+    def extract(self, samples: np.ndarray, sampling_rate: int) -> np.ndarray:
+        if sampling_rate != self.config.sampling_rate:
+            raise ValueError(f"{self.name} expects {self.config.sampling_rate} Hz audio, "
+                             f"got {sampling_rate} Hz")
+        signal = np.clip(np.atleast_2d(samples), -1.0, _MAX_SAMPLE)
+        num_samples = signal.shape[-1]
+        tail = round(self.config.tail * sampling_rate)
+        if tail:
+            signal = np.pad(signal, ((0, 0), (0, tail)), mode="reflect")
+        # The raw (frames, dim) values: process_signal would build a DataFrame per call.
+        feats = self.smileExtractor.process.process_func(signal, sampling_rate)[2]
+        if tail:
+            length, shift = (round(seconds * sampling_rate)
+                             for seconds in (self.frame_length, self.frame_shift))
+            num_frames = (num_samples - length) // shift + 1
+            if feats.shape[0] < num_frames:
+                raise RuntimeError(f"openSMILE gave {feats.shape[0]} frames for {num_samples} "
+                                   f"samples, expected {num_frames}")
+            feats = feats[:num_frames]
+        return feats
+
+
+def _samples(name: str, seconds: float) -> int:
+    """``seconds`` as a positive whole number of samples, so that the frame grid is exact."""
+    try:
+        samples = float(seconds) * SAMPLE_RATE
+    except (TypeError, ValueError):
+        samples = float("nan")
+    if not samples >= 1 or abs(samples - round(samples)) > 1e-6:
+        raise SerError(f"{name}={seconds} must be a positive whole number of samples at "
+                       f"{SAMPLE_RATE} Hz (a multiple of {1 / SAMPLE_RATE:g} s)")
+    return round(samples)
+
+
+def build_lld93(frame_length: float = 0.032, frame_shift: float = 0.016,
+                pitch_frame_length: float = 0.060) -> OpenSmileLld:
+    """The 93 descriptors of ``conf/feats/lld93.conf``. Pitch, HNR and jitter/shimmer are
+    computed on ``pitch_frame_length`` windows centred on the ``frame_length`` frames."""
+    length, shift, pitch_length = (_samples(n, v) for n, v in [
+        ("frame_length", frame_length), ("frame_shift", frame_shift),
+        ("pitch_frame_length", pitch_frame_length)])
+    if shift > length:
+        raise SerError(f"frame_shift={frame_shift} exceeds frame_length={frame_length}: "
+                       "audio between frames would be skipped")
+    if pitch_length < length:
+        raise SerError(f"pitch_frame_length={pitch_frame_length} is shorter than "
+                       f"frame_length={frame_length}")
+    frame_length, frame_shift, pitch_frame_length = (
+        n / SAMPLE_RATE for n in (length, shift, pitch_length))
+    options = {"frameLength": frame_length, "frameShift": frame_shift,
+               "pitchFrameLength": pitch_frame_length,
+               "pitchFrameCenter": (pitch_length - length) / 2 / SAMPLE_RATE}
+    # The voice-quality analysis of a frame reads up to one pitch window of audio from
+    # the frame's start: the mirrored tail lets the last frames have it.
+    return OpenSmileLld(OpenSmileLldConfig(
+        feature_set=str(LLD93_CONF), feature_level="lld93", options=options,
+        frame_shift=frame_shift, frame_length=frame_length, tail=pitch_frame_length))
+
+
+# The stock sets frame every 10 ms; their longest windows (pitch, 60 ms) decide
+# the shortest input that yields frames: floor((duration - 0.06) / 0.01) + 2 of them.
+def build_egemaps_lld() -> OpenSmileLld:
+    """openSMILE eGeMAPSv02 low-level descriptors (25)."""
+    return OpenSmileLld(OpenSmileLldConfig(feature_set="eGeMAPSv02", feature_level="lld",
+                                           frame_shift=0.01, frame_length=0.06))
+
+
+def build_compare_lld() -> OpenSmileLld:
+    """openSMILE ComParE_2016 low-level descriptors (65)."""
+    return OpenSmileLld(OpenSmileLldConfig(feature_set="ComParE_2016", feature_level="lld",
+                                           frame_shift=0.01, frame_length=0.06))

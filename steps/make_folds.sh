@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Writes the folds of an evaluation protocol to <folds-dir>/fold<k>/{train,valid,test}.
+set -euo pipefail
+
+protocol=loso         # loso, speaker_kfold, session or random (see ser/folds.py)
+num_folds=""          # K for speaker_kfold; repeats for random
+fold_seed=0           # seed of the random splits
+valid_share=0.1       # share of the training part held out for model selection
+test_share=""         # random only: test share (default: the paper's 1000/7200)
+
+help_message="Usage: $0 [options] <data-dir> <folds-dir>
+e.g.: $0 --protocol loso data/casia data/casia/folds/loso"
+. "$(dirname "$0")/../path.sh"
+. "$SER_ROOT/utils/lib.sh"
+. parse_options.sh
+
+if [ $# -ne 2 ]; then echo "$help_message" >&2; exit 1; fi
+data=$1; dir=$2
+settings="protocol=$protocol num_folds=$num_folds seed=$fold_seed valid_share=$valid_share test_share=$test_share data=$data"
+if is_done "$dir" "$settings"; then log "$dir is complete; skipping"; exit 0; fi
+
+opts=(--protocol "$protocol" --seed "$fold_seed" --valid-share "$valid_share")
+[ -n "$num_folds" ] && opts+=(--num-folds "$num_folds")
+[ -n "$test_share" ] && opts+=(--test-share "$test_share")
+python -m ser.bin.make_folds --data-dir "$data" --out-dir "$dir" "${opts[@]}"
+mark_done "$dir" "$settings"

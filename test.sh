@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: sets up the environment if it is missing (tools/install.sh),
+# then runs the test suite. Arguments go to pytest, e.g. ./test.sh -k folds -x
+set -euo pipefail
+cd "$(dirname "$0")"
+tools/install.sh
+. ./path.sh
+exec python -m pytest tests "$@"

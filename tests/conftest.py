@@ -1,0 +1,67 @@
+"""Shared fixtures: a private copy of the recipe to run stages in, and the CASIA
+location for real-data tests (skipped where it is absent)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE_FILES = ("run.sh", "path.sh", "cmd.sh", "conf", "local", "steps", "utils", "ser", "tools")
+
+
+def copy_recipe(dest: Path) -> Path:
+    """The recipe's code in ``dest``, sharing this checkout's virtual environment,
+    so a test's data/ and exp/ never touch the checkout's."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in RECIPE_FILES:
+        src = ROOT / name
+        if not src.exists():
+            continue
+        if name == "tools":
+            (dest / "tools").mkdir(exist_ok=True)
+            for item in src.iterdir():
+                target = dest / "tools" / item.name
+                if item.name == "venv":
+                    target.symlink_to(item)
+                elif item.is_file():
+                    shutil.copy2(item, target)
+        elif src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def run_recipe(recipe: Path, *args: str, env: dict | None = None, check: bool = True,
+               timeout: int = 900) -> subprocess.CompletedProcess:
+    result = subprocess.run(["./run.sh", *args], cwd=recipe, capture_output=True, text=True,
+                            env={**os.environ, **(env or {})}, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"./run.sh {' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+# Small and fast: 3 speakers x 6 emotions x 4 sentences, fbank, 2 epochs.
+TINY = ("--synth-speakers", "3", "--synth-sentences", "4", "--feat", "fbank", "--model", "lstm",
+        "--model-opts", "hidden_size=32 num_layers=1", "--train-opts", "epochs=2 batch_size=16")
+
+
+@pytest.fixture(scope="session")
+def tiny_recipe(tmp_path_factory) -> Path:
+    """A recipe copy that has run every stage on a tiny synth corpus (once per session)."""
+    recipe = copy_recipe(tmp_path_factory.mktemp("tiny") / "recipe")
+    run_recipe(recipe, "--stage", "1", *TINY)
+    return recipe
+
+
+@pytest.fixture(scope="session")
+def casia_dir() -> Path:
+    path = Path(os.environ.get("SER_CASIA_DIR", ROOT.parent / "shared" / "corpora" / "casia"))
+    if not (path / "manifest.csv").is_file():
+        pytest.skip(f"CASIA not found at {path} (set SER_CASIA_DIR)")
+    return path

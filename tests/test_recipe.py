@@ -1,0 +1,90 @@
+"""Every stage of run.sh end to end on a tiny synth corpus, and the stages' contracts:
+manifests agree with the data dir, features read back and match the manifests,
+results and reports exist, and a second run does no work again."""
+from __future__ import annotations
+
+import json
+import time
+
+import kaldiio
+import pytest
+from lhotse import load_manifest
+
+from conftest import TINY, copy_recipe, run_recipe
+from ser.datadir import read_table, validate_data_dir
+
+EXP = "exp/synth/fbank_lstm/loso"
+
+
+def test_every_stage_produces_its_outputs(tiny_recipe):
+    data = tiny_recipe / "data" / "synth"
+    supervisions = load_manifest(data / "manifests" / "synth_supervisions.jsonl.gz")
+    recordings = load_manifest(data / "manifests" / "synth_recordings.jsonl.gz")
+    assert len(supervisions) == len(recordings) == 3 * 6 * 4
+    assert {s.custom["emotion"] for s in supervisions} == {"angry", "fear", "happy", "neutral", "sad", "surprise"}
+    assert {s.gender for s in supervisions} == {"m", "f"}
+    validate_data_dir(data, supervisions)
+
+    feats = dict(kaldiio.load_scp(str(data / "feats" / "fbank" / "feats.scp")))
+    assert sorted(feats) == sorted(s.id for s in supervisions)
+    num_frames = read_table(data / "feats" / "fbank" / "utt2num_frames", int)
+    for sup in supervisions:
+        assert feats[sup.id].shape == (num_frames[sup.id], 80)
+        assert abs(feats[sup.id].shape[0] * 0.01 - sup.duration) < 0.05
+
+    folds = sorted(p.name for p in (data / "folds" / "loso").glob("fold*") if p.is_dir())
+    assert folds == ["fold1", "fold2", "fold3"]
+    for fold in folds:
+        assert (data / "feats" / "fbank" / "cmvn" / "loso" / f"{fold}.npz").is_file()
+        run = tiny_recipe / EXP / "seed1" / fold
+        results = json.loads((run / "results.json").read_text())
+        assert set(results) >= {"uar", "wa", "macro_f1", "per_class_recall", "confusion"}
+        assert results["num_utts"] == 24 and 0 <= results["uar"] <= 1
+        for name in ("best.pt", "checkpoint.pt", "history.json", "learning_curve.png", "confusion.png",
+                     "predictions.tsv", "log/train.log"):
+            assert (run / name).is_file(), name
+        assert "epoch 2/2" in (run / "log" / "train.log").read_text()
+    report = (tiny_recipe / "exp" / "synth" / "fbank_lstm" / "RESULTS.md").read_text()
+    assert "| **mean ± std** |" in report and "fold3" in report
+    assert "training part only" in report
+    assert "fbank_lstm | loso" in (tiny_recipe / "exp" / "synth" / "RESULTS.md").read_text()
+
+
+def test_second_run_does_no_work(tiny_recipe):
+    watched = [tiny_recipe / "data/synth/wav.scp", tiny_recipe / "data/synth/feats/fbank/feats.scp",
+               tiny_recipe / "data/synth/folds/loso/fold1/test", tiny_recipe / EXP / "seed1/fold1/best.pt",
+               tiny_recipe / EXP / "seed1/fold1/results.json"]
+    before = [p.stat().st_mtime_ns for p in watched]
+    start = time.time()
+    out = run_recipe(tiny_recipe, "--stage", "1", *TINY)
+    assert [p.stat().st_mtime_ns for p in watched] == before
+    for skipped in ("data/synth is complete", "folds/loso is complete", "fbank is complete",
+                    "cmvn/loso is complete", "are complete; skipping"):
+        assert skipped in out.stderr
+    assert "| **mean ± std** |" in out.stdout
+    assert time.time() - start < 60
+
+
+def test_bad_options_and_missing_corpus_are_clear(tmp_path):
+    recipe = copy_recipe(tmp_path / "recipe")
+    out = run_recipe(recipe, "--stage", "1", "--no-such-option", "1", check=False)
+    assert out.returncode != 0 and "unknown option --no-such-option" in out.stderr
+    out = run_recipe(recipe, "--stage", "1", "--corpus", "casia", check=False)
+    assert out.returncode != 0 and "--casia-dir" in out.stderr
+    out = run_recipe(recipe, "--stage", "1", "--corpus", "casia", "--casia-dir", str(tmp_path / "nowhere"),
+                     check=False)
+    assert out.returncode != 0 and f"{tmp_path / 'nowhere'} does not exist" in out.stderr
+    assert not (recipe / "data" / "casia" / ".done").exists()
+    help_text = run_recipe(recipe, "--help").stdout
+    for option in ("--stage", "--stop-stage", "--corpus", "--feat", "--model", "--cmvn", "--protocol"):
+        assert option in help_text
+
+
+@pytest.mark.real_data
+def test_casia_preparation_and_features(casia_dir, tmp_path):
+    recipe = copy_recipe(tmp_path / "recipe")
+    run_recipe(recipe, "--corpus", "casia", "--casia-dir", str(casia_dir), "--stage", "1",
+               "--stop-stage", "3", "--feat", "fbank")
+    data = validate_data_dir(recipe / "data" / "casia")
+    assert len(data.utts) == 1200 and len(data.speakers) == 4 and len(data.emotions) == 6
+    assert len(read_table(recipe / "data/casia/feats/fbank/feats.scp")) == 1200

@@ -1,0 +1,93 @@
+"""utils/parse_options.sh and utils/run.pl: the recipe's shell interface."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from conftest import ROOT
+
+SCRIPT = """#!/usr/bin/env bash
+set -euo pipefail
+foo_bar=default   # what foo-bar does
+count=1
+help_message="Usage: demo.sh [options] <arg>"
+. {root}/utils/parse_options.sh
+echo "foo_bar=$foo_bar count=$count rest=$*"
+"""
+
+
+def demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "demo.sh"
+    script.write_text(SCRIPT.format(root=ROOT))
+    script.chmod(0o755)
+    return subprocess.run([str(script), *args], capture_output=True, text=True)
+
+
+def test_options_set_variables(tmp_path):
+    out = demo(tmp_path, "--foo-bar", "x y", "--count=3", "positional")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "foo_bar=x y count=3 rest=positional"
+
+
+def test_unknown_option_is_an_error(tmp_path):
+    out = demo(tmp_path, "--no-such-thing", "1")
+    assert out.returncode != 0
+    assert "unknown option --no-such-thing" in out.stderr
+
+
+def test_missing_value_is_an_error(tmp_path):
+    out = demo(tmp_path, "--count")
+    assert out.returncode != 0
+    assert "needs a value" in out.stderr
+
+
+def test_help_lists_every_option_with_default_and_comment(tmp_path):
+    out = demo(tmp_path, "--help")
+    assert out.returncode == 0
+    assert "Usage: demo.sh" in out.stdout
+    assert "--foo-bar" in out.stdout and "[default]" in out.stdout and "what foo-bar does" in out.stdout
+    assert "--count" in out.stdout
+
+
+def test_config_file_sets_defaults(tmp_path):
+    conf = tmp_path / "x.conf"
+    conf.write_text("count=7\n")
+    out = demo(tmp_path, "--config", str(conf), "--foo-bar", "z")
+    assert out.stdout.strip() == "foo_bar=z count=7 rest="
+
+
+def run_pl(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / "utils" / "run.pl"), *args], cwd=cwd, capture_output=True,
+                          text=True)
+
+
+def test_run_pl_substitutes_job_in_log_and_command(tmp_path):
+    out = run_pl("JOB=1:3", "log/echo.JOB.log", "echo", "task", "JOB", "a b", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for job in (1, 2, 3):
+        log = (tmp_path / f"log/echo.{job}.log").read_text()
+        assert f"task {job} a b\n" in log
+        assert "# Ended (code 0)" in log
+
+
+def test_run_pl_failure_names_the_failed_log(tmp_path):
+    out = run_pl("JOB=1:3", "log/x.JOB.log", "bash", "-c", "echo oops >&2; [ JOB != 2 ]", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "1 / 3 failed" in out.stderr and "log/x.2.log" in out.stderr
+    assert "oops" in (tmp_path / "log/x.2.log").read_text()
+    assert "# Ended (code 1)" in (tmp_path / "log/x.2.log").read_text()
+
+
+def test_run_pl_single_job_and_max_jobs_run(tmp_path):
+    out = run_pl("log/one.log", "true", cwd=tmp_path)
+    assert out.returncode == 0 and (tmp_path / "log/one.log").is_file()
+    # With one job at a time the tasks never overlap: each sees no other's lock.
+    cmd = "set -o noclobber; : > running || exit 3; sleep 0.2; rm running"
+    out = run_pl("--max-jobs-run", "1", "JOB=1:3", "log/s.JOB.log", "bash", "-c", cmd, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+
+
+def test_run_pl_rejects_bad_usage(tmp_path):
+    assert run_pl("--bogus", "1", "log", "true", cwd=tmp_path).returncode != 0
+    out = run_pl("JOB=1:2", "log/no-job-in-name.log", "true", cwd=tmp_path)
+    assert out.returncode != 0 and "must contain JOB" in out.stderr
