@@ -9,6 +9,8 @@ Protocols:
   repeats with seeds ``seed``, ``seed+1``, ... The paper held out 1000 of CASIA's
   7200 utterances, 260 of eNTERFACE's 1260 and 200 of GEMEP's 1080; the default
   ``test_share`` is 1000/7200, and ``--test-share`` sets another.
+- ``all``: one fold with every utterance for training and validation and an empty
+  test list, for the final model trained on the whole corpus.
 
 The validation split always comes from the training part, stratified by emotion
 and speaker; under the speaker-independent protocols its speakers are therefore
@@ -26,7 +28,7 @@ from pathlib import Path
 from ser.datadir import DataDir
 from ser.errors import SerError
 
-PROTOCOLS = ("loso", "speaker_kfold", "session", "random")
+PROTOCOLS = ("loso", "speaker_kfold", "session", "random", "all")
 PAPER_TEST_SHARE = 1000 / 7200
 
 
@@ -110,6 +112,9 @@ def make_folds(data: DataDir, protocol: str, num_folds: int | None = None, seed:
         if len(sessions) < 2:
             raise SerError(f"{where}: protocol session needs at least 2 sessions, found {sessions}")
         return _group_folds(data, data.utt2session, [[s] for s in sessions], valid_share, seed)
+    if protocol == "all":
+        train, valid = _split_valid(data.utts, data, valid_share, random.Random(seed))
+        return [Fold("fold1", train, valid, [], [])]
     folds = []
     for k in range(1, (num_folds or 1) + 1):
         rng = random.Random(seed + k - 1)

@@ -81,3 +81,21 @@ def plot_confusion(result: dict, path: Path | str, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def paired_test(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Paired t-test of ``a - b`` over matched runs (folds × seeds). ``p_less`` is the
+    left-tailed p-value (H1: a < b), the paper's test of a baseline against the
+    proposed system; ``p_two_sided`` is the usual one."""
+    from scipy.stats import ttest_rel
+
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"need at least 2 matched pairs, got {len(a)} and {len(b)}")
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if np.allclose(diff, diff[0]):  # t is undefined for constant differences
+        return {"n": len(diff), "mean_diff": float(diff.mean()), "t": float("nan"),
+                "p_less": float("nan"), "p_two_sided": float("nan")}
+    return {"n": len(diff), "mean_diff": float(diff.mean()),
+            "t": float(ttest_rel(a, b).statistic),
+            "p_less": float(ttest_rel(a, b, alternative="less").pvalue),
+            "p_two_sided": float(ttest_rel(a, b).pvalue)}

@@ -165,3 +165,10 @@ def test_speaker_cmvn_uses_each_speakers_own_statistics(tmp_path):
     with pytest.raises(SerError, match="no speaker normalisation statistics for 'c'"):
         norm(feats["a-1"], "c")
     assert Normalizer.load("none", None)(feats["a-1"]).dtype == np.float32
+
+
+def test_all_protocol_keeps_every_utterance_for_training(data_dir):
+    data = read_data_dir(data_dir[0])
+    (fold,) = make_folds(data, "all", valid_share=0.1)
+    assert fold.test == [] and sorted(fold.train + fold.valid) == data.utts
+    assert len(fold.valid) == 12

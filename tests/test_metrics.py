@@ -38,3 +38,15 @@ def test_mean_std_and_reports(tmp_path):
     assert confusion_text(s).splitlines()[1].split()[0] == "neutral"
     plot_confusion(s, tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_paired_test_is_left_tailed():
+    from ser.metrics import paired_test
+    worse = [0.50, 0.55, 0.52, 0.48]
+    better = [0.60, 0.62, 0.61, 0.59]
+    result = paired_test(worse, better)
+    assert result["n"] == 4 and result["mean_diff"] == pytest.approx(-0.0925)
+    assert result["p_less"] < 0.01 < result["p_two_sided"] * 10
+    assert paired_test(better, worse)["p_less"] > 0.99
+    with pytest.raises(ValueError):
+        paired_test([0.5], [0.6])

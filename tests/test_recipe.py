@@ -4,6 +4,8 @@ results and reports exist, and a second run does no work again."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import kaldiio
@@ -88,3 +90,18 @@ def test_casia_preparation_and_features(casia_dir, tmp_path):
     data = validate_data_dir(recipe / "data" / "casia")
     assert len(data.utts) == 1200 and len(data.speakers) == 4 and len(data.emotions) == 6
     assert len(read_table(recipe / "data/casia/feats/fbank/feats.scp")) == 1200
+
+
+def test_compare_two_systems(tiny_recipe):
+    opts = list(TINY)
+    opts[opts.index("--model-opts") + 1] = "hidden_size=16 num_layers=1"
+    run_recipe(tiny_recipe, "--stage", "5", *opts, "--exp-tag", "small")
+    out = subprocess.run([sys.executable, "local/compare.py", "exp/synth/fbank_lstm_small",
+                          "exp/synth/fbank_lstm"], cwd=tiny_recipe, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "| fold3 | 1 |" in out.stdout and "left-tailed p (A < B)" in out.stdout
+    corpus_table = (tiny_recipe / "exp" / "synth" / "RESULTS.md").read_text()
+    assert "fbank_lstm_small | loso" in corpus_table and "fbank_lstm | loso" in corpus_table
+    out = subprocess.run([sys.executable, "local/compare.py", "exp/synth/fbank_lstm", "exp/synth/nothing"],
+                         cwd=tiny_recipe, capture_output=True, text=True)
+    assert out.returncode == 1 and "choose --protocol" in out.stderr
