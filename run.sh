@@ -6,7 +6,8 @@
 #   ./run.sh --corpus casia --casia-dir /data/casia --stage 1 --stop-stage 3
 #
 # Stages: 0 environment, 1 corpus preparation, 2 folds, 3 features,
-#         4 normalisation statistics, 5 training, 6 scoring and summary.
+#         4 normalisation statistics, 5 training, 6 scoring and summary,
+#         7 the final model on the whole corpus, exported as a bundle for ser infer.
 # Each stage skips work that is already complete.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -114,4 +115,21 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   log "Stage 6: score and summarise"
   steps/score.sh --seeds "$seeds" "$folds" "$exp"
   log "Results: $(dirname "$exp")/RESULTS.md and exp/$corpus/RESULTS.md"
+fi
+
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+  # One model on every utterance, with the cross-validation's settings and first seed;
+  # protocol all holds out a stratified validation split to select the epoch.
+  final_folds=$data/folds/all
+  read -r final_seed _ <<< "$seeds"
+  final_exp=$(dirname "$exp")/final_train
+  log "Stage 7: final $model on all of $corpus (seed $final_seed), bundle $(dirname "$exp")/final"
+  steps/make_folds.sh --protocol all --fold-seed "$fold_seed" "$data" "$final_folds"
+  steps/compute_cmvn.sh --cmvn "$cmvn" "$data" "$feat_dir" "$final_folds"
+  steps/train.sh --cmd "$train_cmd" --cmvn "$cmvn" --model "$model" --model-opts "$model_opts" \
+    --train-opts "$corpus_train_opts $train_opts" --seeds "$final_seed" --gpu "$gpu" \
+    "$data" "$feat_dir" "$final_folds" "$final_exp"
+  steps/export_model.sh --results-dir "$(dirname "$exp")" "$final_exp/seed$final_seed/fold1" \
+    "$(dirname "$exp")/final"
+  log "Classify audio: local/infer.sh --model $(dirname "$exp")/final <files|dirs|wav.scp>"
 fi

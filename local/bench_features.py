@@ -2,7 +2,8 @@
 """Times lld93 extraction on a corpus: the feature stage users run,
 ``steps/make_feats.sh --feat lld93`` with 1 and 2 jobs, against openSMILE run directly
 (``opensmile.Smile(conf/feats/lld93.conf).process_file`` over the same files, with the
-same options, in one process). Each is timed as a whole command, start-up included.
+same options, in one process). Each is timed as a whole command, start-up included,
+in wall-clock and CPU time (the latter is steadier on a machine busy with other jobs).
 With --repeats R the three commands run R times interleaved, so that load from other
 jobs hits them alike, and the medians count.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -45,6 +47,7 @@ def get_args() -> argparse.Namespace:
     parser.add_argument("--num-files", type=int, default=0,
                         help="use this many files, spread over the sorted list [default: all]")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--cmd", default="utils/run.pl", help="make_feats.sh's job runner")
     return parser.parse_args()
 
 
@@ -58,12 +61,19 @@ def corpus_dir(given: Path | None) -> Path | None:
     return DEFAULT_CORPUS if DEFAULT_CORPUS.is_dir() else None
 
 
-def timed(cmd: list, **kwargs) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, **kwargs)
+def timed(cmd: list) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system, children included) of a command."""
+    cpu_before, start = _children_cpu(), time.perf_counter()
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"ERROR: {' '.join(map(str, cmd))} failed:\n{result.stderr[-3000:]}")
-    return time.perf_counter() - start
+    return wall, _children_cpu() - cpu_before
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -90,8 +100,9 @@ def main() -> None:
         (tmp / "files.txt").write_text("".join(f"{w}\n" for w in wavs))
         commands = {
             "direct": [sys.executable, "-c", DIRECT, LLD93_CONF, json.dumps(options), tmp / "files.txt"],
-            **{f"nj{nj}": ["steps/make_feats.sh", "--nj", str(nj), "--cmd", "utils/run.pl",
+            **{f"nj{nj}": ["steps/make_feats.sh", "--nj", str(nj), "--cmd", args.cmd,
                            "--feat", "lld93", tmp / "data", tmp / f"feats_nj{nj}"] for nj in (1, 2)}}
+        load_before = os.getloadavg()[0]
         times = {name: [] for name in commands}
         for _ in range(args.repeats):
             for name, cmd in commands.items():
@@ -102,16 +113,20 @@ def main() -> None:
             if num_feats != len(wavs):
                 sys.exit(f"ERROR: make_feats.sh --nj {nj} wrote {num_feats} of {len(wavs)} utterances")
 
-    direct, nj1, nj2 = (statistics.median(times[name]) for name in commands)
-    print(f"corpus: {corpus} ({len(wavs)} files, {duration:.1f} s of audio), "
-          f"median of {args.repeats} run(s), {os.cpu_count()} CPUs")
-    print(f"openSMILE direct, 1 process: {direct:.2f} s  rtf {direct / duration:.4f}")
-    print(f"make_feats.sh --nj 1:        {nj1:.2f} s  rtf {nj1 / duration:.4f}")
-    print(f"make_feats.sh --nj 2:        {nj2:.2f} s  rtf {nj2 / duration:.4f}")
+    (direct, direct_cpu), (nj1, nj1_cpu), (nj2, nj2_cpu) = (
+        (statistics.median(w for w, _ in times[name]), statistics.median(c for _, c in times[name]))
+        for name in commands)
+    print(f"corpus: {corpus} ({len(wavs)} files, {duration:.1f} s of audio); medians of "
+          f"{args.repeats} run(s); {os.cpu_count()} CPUs, load average "
+          f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
+    for name, wall, cpu in [("openSMILE direct, 1 process", direct, direct_cpu),
+                            ("make_feats.sh --nj 1", nj1, nj1_cpu),
+                            ("make_feats.sh --nj 2", nj2, nj2_cpu)]:
+        print(f"{name + ':':29s} {wall:7.2f} s wall (rtf {wall / duration:.4f}), {cpu:7.2f} s CPU")
     print(f"speed-up nj=1 -> nj=2: {nj1 / nj2:.2f}x (target >= 1.8)")
-    print(f"overhead over openSMILE: {nj1 / direct - 1:.1%} (target <= 10%)")
+    print(f"overhead over openSMILE: {nj1 / direct - 1:.1%} wall, {nj1_cpu / direct_cpu - 1:.1%} CPU "
+          "(target <= 10%)")
     print(f"rtf_nj1={nj1 / duration:.4f} rtf_nj2={nj2 / duration:.4f} overhead={nj1 / direct - 1:.3f}")
-
 
 if __name__ == "__main__":
     main()

@@ -3,14 +3,16 @@
 
 Forward plus backward of one batch for both 2-layer recurrences in the same
 process, interleaved so that load from other jobs hits both alike; a few warm-up
-iterations, then the median of N. Then one simulated training epoch of the full
-models lstm_tf_at and lstm_tf (same head and attentions, LSTM-AT vs torch.nn.LSTM)
-on a CASIA leave-one-speaker-out fold: 900 utterances of 1.0-4.9 s at a 16 ms
-frame shift (random lengths), length-bucketed batches, Adam.
+iterations, then the median of N. Then one simulated training epoch (forward,
+backward, Adam step) of the full models lstm_tf_at and lstm_tf (same head and
+attentions, LSTM-AT vs torch.nn.LSTM), also interleaved, on a CASIA leave-one-
+speaker-out fold: 900 utterances of 1.0-4.9 s at a 16 ms frame shift (random
+lengths), length-bucketed batches.
 The last line is ratio_at_vs_torch_lstm=<LSTM-AT time / torch.nn.LSTM time>.
 """
 
 import argparse
+import os
 import statistics
 import time
 from typing import Callable, List
@@ -58,17 +60,21 @@ def fwd_bwd_times(models: List[nn.Module], feats: torch.Tensor, warmup: int, ite
     return [statistics.median(t) for t in times]
 
 
-def epoch_seconds(train_step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None], args, gen) -> float:
-    """One epoch over length-bucketed batches of a simulated CASIA fold."""
+def epoch_seconds(train_steps: List[Callable[..., None]], args: argparse.Namespace) -> List[float]:
+    """Seconds of one epoch per train step over length-bucketed batches of a
+    simulated CASIA fold, the models interleaved batch by batch."""
+    gen = torch.Generator().manual_seed(args.seed)
     lengths = torch.randint(args.min_frames, args.max_frames + 1, (args.epoch_utts,), generator=gen)
-    lengths = lengths.sort(descending=True).values
-    start = time.perf_counter()
-    for batch_lengths in lengths.split(args.batch_size):
+    seconds = [0.0 for _ in train_steps]
+    for batch_lengths in lengths.sort(descending=True).values.split(args.batch_size):
         feats = torch.randn(len(batch_lengths), int(batch_lengths[0]), args.input_dim, generator=gen)
         feats.masked_fill_((torch.arange(feats.size(1)) >= batch_lengths[:, None]).unsqueeze(2), 0.0)
         labels = torch.randint(args.num_classes, (len(batch_lengths),), generator=gen)
-        train_step(feats, batch_lengths, labels)
-    return time.perf_counter() - start
+        for i, train_step in enumerate(train_steps):
+            start = time.perf_counter()
+            train_step(feats, batch_lengths, labels)
+            seconds[i] += time.perf_counter() - start
+    return seconds
 
 
 def main() -> None:
@@ -80,7 +86,8 @@ def main() -> None:
     torch_lstm = nn.LSTM(args.input_dim, **size, batch_first=True)
     print(
         f"threads={torch.get_num_threads()} batch={args.batch_size} frames={args.frames} input_dim={args.input_dim} "
-        f"hidden={args.hidden_size} layers={args.num_layers} warmup={args.warmup} iters={args.iters}"
+        f"hidden={args.hidden_size} layers={args.num_layers} warmup={args.warmup} iters={args.iters} "
+        f"loadavg_1min={os.getloadavg()[0]:.2f} cpus={os.cpu_count()}"
     )
     params = [sum(p.numel() for p in m.parameters()) for m in (attention_gate, torch_lstm)]
     print(f"params lstm_at={params[0]} torch_lstm={params[1]}")
@@ -90,8 +97,9 @@ def main() -> None:
     print(f"fwd_bwd_ms lstm_at={1e3 * at_s:.1f} torch_lstm={1e3 * lstm_s:.1f} (median of {args.iters})")
 
     if not args.skip_epoch:
-        epochs = []
-        for variant in ("lstm_tf_at", "lstm_tf"):
+        variants = ("lstm_tf_at", "lstm_tf")
+        train_steps = []
+        for variant in variants:
             model = build_model(args.input_dim, args.num_classes, variant, **size)
             optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
@@ -101,10 +109,11 @@ def main() -> None:
                 optimizer.step()
 
             train_step(feats[:8], torch.full((8,), args.frames), torch.zeros(8, dtype=torch.long))  # warm-up
-            epochs.append(epoch_seconds(train_step, args, torch.Generator().manual_seed(args.seed)))
+            train_steps.append(train_step)
+        seconds = epoch_seconds(train_steps, args)
         print(
             f"epoch_s casia_fold(utts={args.epoch_utts}, frames={args.min_frames}-{args.max_frames}, "
-            f"batch={args.batch_size}, bucketed) lstm_tf_at={epochs[0]:.2f} lstm_tf={epochs[1]:.2f}"
+            f"batch={args.batch_size}, bucketed) " + " ".join(f"{v}={s:.2f}" for v, s in zip(variants, seconds))
         )
     print(f"ratio_at_vs_torch_lstm={at_s / lstm_s:.3f}")
 

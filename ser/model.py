@@ -17,8 +17,12 @@ an MLP gives the logits. The variants differ only in encoder and pooling:
 Time attention:    s_T = softmax_t(o_L W_T o_t),                 out_T = sum_t s_T(t) o_t
 Feature attention: s_F(t) = softmax_H(tanh(o_t W_F) V_F),        out_F = sum_t s_F(t) * o_t
 Both sum over the valid frames t <= L only, so padding is invisible.
-Head: FC(pooled -> fc_dim) + ReLU + FC(fc_dim -> classes), i.e. 512 -> 128 -> C
-with both attentions and 256 -> 128 -> C otherwise (H = 256).
+Head: dropout, FC(pooled -> fc_dim), ReLU, dropout, FC(fc_dim -> classes), i.e.
+512 -> 128 -> C with both attentions and 256 -> 128 -> C otherwise (H = 256).
+
+Training runs the LSTM-AT through its fast autograd Function; torch.jit.script
+(or torch.jit.trace) of a model runs it through a plain step loop instead, with
+the same logits, for a TorchScript export.
 """
 
 from pathlib import Path
@@ -69,7 +73,7 @@ class TimeAttention(nn.Module):
         self.weight = nn.Linear(hidden_size, hidden_size, bias=False)  # W_T
 
     def forward(self, outputs: Tensor, last: Tensor, valid: Tensor) -> Tensor:
-        scores = torch.bmm(outputs, self.weight(last).unsqueeze(2)).squeeze(2)
+        scores = torch.bmm(outputs, self.weight(last).unsqueeze(2)).squeeze(2)  # o_t . (W_T o_L)
         weights = scores.masked_fill(~valid, float("-inf")).softmax(dim=1)
         return torch.bmm(weights.unsqueeze(1), outputs).squeeze(1)
 

@@ -20,7 +20,9 @@ case $cmvn in
   train) dir=$feat_dir/cmvn/$(basename "$folds") ;;
   *) echo "$0: unknown --cmvn $cmvn (train, speaker, none)" >&2; exit 1 ;;
 esac
-settings="cmvn=$cmvn feats=$(cat "$feat_dir/.done" 2>/dev/null) folds=$(cat "$folds/.done" 2>/dev/null)"
+settings="cmvn=$cmvn feats=$(cat "$feat_dir/.done" 2>/dev/null)"
+# Per-speaker statistics do not depend on the folds.
+[ "$cmvn" = train ] && settings+=" folds=$(cat "$folds/.done" 2>/dev/null)"
 if is_done "$dir" "$settings"; then log "$dir is complete; skipping"; exit 0; fi
 mkdir -p "$dir"
 python -m ser.bin.compute_cmvn --mode "$cmvn" --data-dir "$data" --feat-dir "$feat_dir" \

@@ -3,7 +3,7 @@ and munge where they are missing (root only), then runs munged, slurmctld and
 slurmd as root with every file (keys, sockets, state, logs) in one directory,
 on free ports, so that neither a system Slurm nor another test session is
 touched. The node has two partitions: ``debug`` (the default) and ``gpu``,
-whose one GPU is a count only (no device), enough to check --gres requests."""
+whose one GPU is /dev/null, enough to check --gres requests."""
 from __future__ import annotations
 
 import os
@@ -26,7 +26,8 @@ def install() -> str | None:
     if not shutil.which("apt-get"):
         return "Slurm (slurm-wlm, munge) is not installed, and there is no apt-get to install it"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "slurm-wlm", "munge"]):
+    install_cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "slurm-wlm", "munge"]
+    for cmd in (["apt-get", "update", "-q"], install_cmd):
         result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
         if result.returncode != 0:
             return f"cannot install Slurm: '{' '.join(cmd)}' failed:\n{result.stderr[-2000:]}"
@@ -130,21 +131,20 @@ PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP
         raise RuntimeError(f"the Slurm node is not idle after {timeout} s (state: {state!r})\n{self.logs()}")
 
     def stop(self) -> None:
-        """Stops the daemons, slurmd first, and waits until they are gone."""
+        """Stops the daemons and waits until they are gone (at most 10 s, then kills them)."""
+        pids = []
         for name in ("slurmd", "slurmctld", "munged"):
-            pid_file = self.root / f"{name}.pid"
             try:
-                pid = int(pid_file.read_text())
+                pid = int((self.root / f"{name}.pid").read_text())
                 os.kill(pid, signal.SIGTERM)
+                pids.append(pid)
             except (OSError, ValueError):
-                continue
-            for _ in range(100):
-                try:
-                    os.kill(pid, 0)
-                except OSError:
-                    break
+                pass
+        deadline = time.time() + 10
+        for pid in pids:
+            while time.time() < deadline and Path(f"/proc/{pid}").exists():
                 time.sleep(0.1)
-            else:
+            if Path(f"/proc/{pid}").exists():
                 os.kill(pid, signal.SIGKILL)
 
     def logs(self) -> str:

@@ -29,8 +29,10 @@ def slurm_session(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     cluster = SlurmCluster(tmp_path_factory.mktemp("slurm")).start()
-    yield cluster
-    cluster.stop()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture
@@ -42,9 +44,9 @@ def slurm(slurm_session, request):
         print(slurm_session.logs())
 
 
-def run(cmd, cwd, env=None, **kwargs) -> subprocess.CompletedProcess:
+def run(cmd, cwd, env=None) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})}, **kwargs)
+                          env={**os.environ, **(env or {})})
 
 
 def squeue(env, name) -> str:
@@ -139,7 +141,8 @@ def slurm_recipe(slurm_session, tiny_recipe, tmp_path_factory):
     recipe = copy_recipe(tmp_path_factory.mktemp("slurm_recipe") / "recipe")
     shutil.copytree(tiny_recipe / "data", recipe / "data", ignore=shutil.ignore_patterns("feats"))
     start = time.time()
-    run_recipe(recipe, "--stage", "3", *TINY, env={"cmd_backend": "slurm", **slurm_session.env})
+    run_recipe(recipe, "--stage", "3", "--stop-stage", "6", *TINY,
+               env={"cmd_backend": "slurm", **slurm_session.env})
     print(f"stages 3-6 through Slurm: {time.time() - start:.0f} s")
     return recipe
 
@@ -153,12 +156,15 @@ def test_slurm_recipe_equals_local(slurm, slurm_recipe, tiny_recipe):
 
 
 def test_slurm_failed_training_reruns_only_that_fold(slurm, slurm_recipe, tiny_recipe):
+    """A training task that fails fails the stage, naming its log; the rerun
+    trains only that fold. The rerun asks for a GPU (--gpu 1), which without
+    CUDA changes nothing."""
     exp = slurm_recipe / "exp/synth/fbank_lstm/loso/seed1"
     stats = slurm_recipe / "data/synth/feats/fbank/cmvn/loso/fold2.npz"
     shutil.rmtree(exp / "fold2")
     stats.rename(stats.with_suffix(".bak"))
     env = {"cmd_backend": "slurm", **slurm.env}
-    result = run_recipe(slurm_recipe, "--stage", "5", *TINY, env=env, check=False)
+    result = run_recipe(slurm_recipe, "--stage", "5", "--stop-stage", "6", *TINY, env=env, check=False)
     assert result.returncode != 0
     log = "exp/synth/fbank_lstm/loso/log/train.1.log"
     assert f"slurm.pl: 1 / 1 failed, log is in {log}" in result.stderr
@@ -166,8 +172,9 @@ def test_slurm_failed_training_reruns_only_that_fold(slurm, slurm_recipe, tiny_r
 
     stats.with_suffix(".bak").rename(stats)
     mtimes = {fold: (exp / fold / "best.pt").stat().st_mtime_ns for fold in ("fold1", "fold3")}
-    result = run_recipe(slurm_recipe, "--stage", "5", *TINY, env=env)
+    result = run_recipe(slurm_recipe, "--stage", "5", "--stop-stage", "6", *TINY, "--gpu", "1", env=env)
     assert "training 1 run(s)" in result.stderr
+    assert "--gres=gpu:1 -p gpu" in (exp.parent / "log/q/train.sh").read_text()
     assert {fold: (exp / fold / "best.pt").stat().st_mtime_ns for fold in mtimes} == mtimes
     assert results(slurm_recipe) == results(tiny_recipe)
 

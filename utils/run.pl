@@ -58,7 +58,8 @@ my $cmd = join ' ', map {
 } @ARGV;
 
 if (!$max_jobs_run) {
-  $max_jobs_run = `nproc 2>/dev/null` || 1;
+  # nproc honours OMP_NUM_THREADS, which path.sh sets to 1 for the tasks' sake.
+  $max_jobs_run = `env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null` || 1;
   chomp $max_jobs_run;
 }
 

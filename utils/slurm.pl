@@ -15,7 +15,7 @@ use warnings;
 use Cwd qw(getcwd);
 use File::Basename qw(basename dirname);
 use File::Path qw(make_path);
-use POSIX qw(SIGINT SIGTERM SIGHUP SIG_BLOCK SIG_UNBLOCK sigprocmask);
+use POSIX qw(SIGINT SIGTERM SIGHUP);
 
 my $prog = basename($0);
 my %backends = (
@@ -121,26 +121,25 @@ if (defined $config) {
   open(my $fh, '<', $config) or die "$prog: cannot read config $config: $!\n";
   $rules = do { local $/; <$fh> };
 }
+my $source = $config // 'the built-in rules';
 my ($command, %rule, %default);
 my $lineno = 0;
 for (split /\n/, $rules) {
   $lineno++;
   s/#.*//;
   next unless /\S/;
-  my $where = 'line ' . $lineno . ' of ' . ($config // 'the built-in rules');
   if    (/^\s*command\s+(\S.*?)\s*$/)              { $command = $1; }
   elsif (/^\s*option\s+(\w+)=(\S+)\s*(.*?)\s*$/)   { $rule{$1}{$2} = $3; }
   elsif (/^\s*default\s+(\w+)=(\S+)\s*$/)          { $default{$1} = $2; }
-  else { die "$prog: cannot parse $where: $_\n"; }
+  else { die "$prog: cannot parse line $lineno of $source: $_\n"; }
 }
-die "$prog: no 'command' line in $config\n" unless defined $command;
+die "$prog: no 'command' line in $source\n" unless defined $command;
 my @submit = split ' ', $command;
 my %values = (%default, %opts);
 for my $name (sort keys %values) {
   my $val = $values{$name};
-  my $r = $rule{$name} or die "$prog: no rule for --$name in " . ($config // 'the built-in rules') . "\n";
-  my $flags = $r->{$val} // $r->{'*'};
-  die "$prog: no rule for --$name $val in " . ($config // 'the built-in rules') . "\n" unless defined $flags;
+  my $r = $rule{$name} or die "$prog: no rule for --$name in $source\n";
+  my $flags = $r->{$val} // $r->{'*'} // die "$prog: no rule for --$name $val in $source\n";
   push @submit, map { s/\$0/$val/gr } split ' ', $flags;
 }
 
@@ -179,7 +178,7 @@ my $submit_line = join ' ', map { shell_quote($_) } @submit, @array, "$qbase.sh"
 open(my $q, '>', "$qbase.sh") or die "$prog: cannot write $qbase.sh: $!\n";
 print $q <<"EOF";
 #!/bin/bash
-# Task \$$task_var of the job array of: $prog @{[join ' ', map { shell_quote($_) } @ARGV]}
+# Task \$$task_var of: $prog @{[defined $jobname ? "$jobname=$first:$last " : '']}$logfile $cmd
 # Submitted with: $submit_line
 cd @{[shell_quote($cwd)]} || exit 1
 task=\$$task_var
@@ -201,25 +200,23 @@ EOF
 close $q;
 chmod 0755, "$qbase.sh";
 
-# Submit with the signals held, so that an interrupt cannot come between the
-# submission and our learning the job id; from then on, it cancels the job.
-my $jobid;
-my $signals = POSIX::SigSet->new(SIGINT, SIGTERM, SIGHUP);
-for my $sig (qw(INT TERM HUP)) {
-  $SIG{$sig} = sub {
-    system("$be->{cancel} $jobid >/dev/null 2>&1") if defined $jobid;
-    print STDERR "$prog: caught SIG$sig; " . (defined $jobid ? "cancelled job $jobid" : 'nothing submitted') .
-                 " ($logfile)\n";
-    exit(128 + ($sig eq 'INT' ? SIGINT : $sig eq 'TERM' ? SIGTERM : SIGHUP));
-  };
+# An interrupt cancels the job; one that comes while it is being submitted does
+# so as soon as the job id is known.
+my %signum = (INT => SIGINT, TERM => SIGTERM, HUP => SIGHUP);
+my ($jobid, $caught, $submitting);
+sub interrupted {
+  system("$be->{cancel} $jobid >/dev/null 2>&1") if defined $jobid;
+  print STDERR "$prog: caught SIG$caught; " . (defined $jobid ? "cancelled job $jobid" : 'nothing submitted') .
+               " ($logfile)\n";
+  exit(128 + $signum{$caught});
 }
-sigprocmask(SIG_BLOCK, $signals);
+$SIG{$_} = sub { $caught = $_[0]; interrupted() unless $submitting; } for keys %signum;
+$submitting = 1;
 my $out = `$submit_line 2>&1`;
-if ($? != 0 || $out !~ /^(\d+)/m) {
-  die "$prog: submission failed (exit " . ($? >> 8) . "):\n$submit_line\n$out";
-}
-$jobid = $1;
-sigprocmask(SIG_UNBLOCK, $signals);
+$jobid = $1 if $? == 0 && $out =~ /^(\d+)/m;
+$submitting = 0;
+interrupted() if $caught;
+die "$prog: submission failed (exit " . ($? >> 8) . "):\n$submit_line\n$out" unless defined $jobid;
 
 # Wait for every task's status file. Every 5 s, ask the scheduler whether the job
 # is still there; tasks without status when it has been gone at two checks in a

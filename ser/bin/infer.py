@@ -1,0 +1,118 @@
+"""Classifies audio with a model bundle (ser export-model): one line per file with the
+predicted emotion and every class's posterior, as CSV (default) or JSON lines.
+
+Inputs: audio files (any sample rate, mono or stereo), directories (searched
+recursively for *.wav and *.flac) and Kaldi wav.scp files (``<id> <path>`` lines; the
+line's id names the result). A file that cannot be classified gets a line with the
+reason in ``error`` and the others are still classified. Files longer than
+--chunk-seconds are classified in overlapping chunks whose posteriors are averaged.
+Exit status: 0 every file classified, 1 some failed, 2 usage error."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import TextIO
+
+from tqdm import tqdm
+
+from ser.bin import run_tool
+from ser.bundle import EmotionClassifier, Prediction
+from ser.datadir import read_table
+from ser.errors import AudioError, SerError
+
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", help="audio files, directories or wav.scp files")
+    p.add_argument("--model", required=True, type=Path, help="the bundle, e.g. exp/synth/<system>/final")
+    p.add_argument("--format", default="csv", choices=("csv", "json"), help="CSV or JSON lines")
+    p.add_argument("--output", type=Path, help="write here instead of stdout")
+    p.add_argument("--batch-size", type=int, default=16, help="files (and chunks) per model call")
+    p.add_argument("--chunk-seconds", type=float, default=10.0, help="longer files go in chunks")
+    p.add_argument("--chunk-overlap", type=float, default=1.0, help="least overlap of chunks, seconds")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    return p
+
+
+def list_inputs(inputs: list[str]) -> list[tuple[str, str]]:
+    """(id, path) pairs: a file as given, a directory's audio files sorted, wav.scp lines.
+    A path that does not exist stays, to get its error line."""
+    items = []
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            items += [(str(p), str(p)) for p in sorted(path.rglob("*"))
+                      if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()]
+        elif path.suffix == ".scp" and path.is_file():
+            items += list(read_table(path).items())
+        else:
+            items.append((name, name))
+    return items
+
+
+class ResultWriter:
+    """CSV: id,emotion,<one column per label>,error. JSON lines: id, emotion,
+    posteriors (label -> probability), error; a failed file has no emotion or posteriors."""
+
+    def __init__(self, out: TextIO, fmt: str, labels: list[str]):
+        self.out, self.fmt, self.labels = out, fmt, labels
+        if fmt == "csv":
+            self.csv = csv.writer(out, lineterminator="\n")
+            self.csv.writerow(["id", "emotion", *labels, "error"])
+
+    def write(self, uid: str, result: Prediction | AudioError) -> None:
+        ok = isinstance(result, Prediction)
+        if self.fmt == "json":
+            self.out.write(json.dumps({"id": uid, "emotion": result.label if ok else None,
+                                       "posteriors": result.posteriors if ok else None,
+                                       "error": None if ok else result.reason}) + "\n")
+        elif ok:
+            self.csv.writerow([uid, result.label, *(f"{result.posteriors[label]:.6f}" for label in self.labels), ""])
+        else:
+            self.csv.writerow([uid, "", *[""] * len(self.labels), result.reason])
+        self.out.flush()
+
+
+def classify(classifier: EmotionClassifier, items: list[tuple[str, str]], writer: ResultWriter,
+             batch_size: int) -> int:
+    """Writes one line per (id, path), in order; returns how many failed."""
+    failed = 0
+    with tqdm(total=len(items), unit="file", disable=len(items) <= batch_size) as progress:
+        for start in range(0, len(items), batch_size):
+            batch = items[start:start + batch_size]
+            results = classifier.predict_batch([path for _, path in batch])
+            for (uid, _), result in zip(batch, results, strict=True):
+                failed += isinstance(result, AudioError)
+                writer.write(uid, result)
+            progress.update(len(batch))
+    return failed
+
+
+def main(argv=None) -> None:
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    try:
+        classifier = EmotionClassifier.load(args.model, device=args.device, batch_size=args.batch_size,
+                                            chunk_seconds=args.chunk_seconds, chunk_overlap=args.chunk_overlap)
+        items = list_inputs(args.inputs)
+        if not items:
+            raise SerError(f"no audio files (*.wav, *.flac) in {' '.join(args.inputs)}")
+        output = open(args.output, "w") if args.output else nullcontext(sys.stdout)
+    except (SerError, OSError) as err:
+        parser.exit(2, f"ERROR: {err}\n")
+    with output as stream:
+        failed = classify(classifier, items, ResultWriter(stream, args.format, classifier.labels), args.batch_size)
+    if failed:
+        logging.warning("%d of %d file(s) could not be classified (see the error column)", failed, len(items))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    run_tool(main)

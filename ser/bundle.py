@@ -1,0 +1,327 @@
+"""Model bundles: a trained run exported as one self-contained directory, and the
+:class:`EmotionClassifier` that loads it and classifies audio.
+
+A bundle holds
+
+- ``model.pt``: the classifier as TorchScript, ``(feats (B, T, D), lengths (B,)) -> logits``;
+- ``bundle.json``: the labels, the feature extractor (Lhotse's config), the
+  normalisation, the model and training settings, the training corpus;
+- ``feats/``: files the feature extractor reads (``lld93.conf`` for lld93);
+- ``cmvn.npz``: the normalisation statistics (absent with cmvn ``none``);
+- ``summary.json``, ``RESULTS.md``: the system's cross-validation results, if scored;
+- ``SHA256SUMS``: ``sha256sum`` format, checked on every load.
+
+Loading needs the ``ser`` package and its dependencies, not the recipe's ``data/``
+or ``conf/``. A model trained with ``--cmvn speaker`` cannot know a new speaker's
+statistics: its bundle normalises with the training speakers' pooled (global)
+statistics, says so in ``bundle.json`` and warns on load.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import shutil
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import torch
+from lhotse.features.base import FeatureExtractor
+from torch import nn
+
+from ser.audio import SAMPLE_RATE, load_audio, to_mono_16k
+from ser.cmvn import Normalizer, save_stats
+from ser.config import load_yaml
+from ser.datadir import read_table
+from ser.errors import AudioError, SerError
+from ser.features import FEATURE_TYPES, build_extractor, extract_features, frame_length
+from ser.train import Utterances, bucketed_batches, collate
+
+FORMAT = 1
+CHECKSUMS = "SHA256SUMS"
+AudioInput = str | Path | np.ndarray
+
+SPEAKER_CMVN_NOTE = (
+    "trained with per-speaker normalisation; a new speaker's statistics are unknown, so "
+    "inputs are normalised with the pooled statistics of all training speakers, which "
+    "may cost accuracy compared with the cross-validation results")
+
+
+@contextmanager
+def _quiet_jit() -> Iterator[None]:
+    # TorchScript is the bundle's model format; torch 2.13 flags torch.jit as deprecated.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit")
+        yield
+
+
+def script_model(model: nn.Module, tolerance: float = 1e-4) -> torch.jit.ScriptModule:
+    """``model`` scripted rather than traced: scripting compiles the control flow (the
+    recurrence's loop over frames, the input checks), where a trace records only the
+    path its example input took. Checked against the eager model on several lengths."""
+    model = model.eval()
+    with _quiet_jit():
+        scripted = torch.jit.script(model)
+    generator = torch.Generator().manual_seed(0)
+    for lengths in ([1, 9, 40, 173], [3]):
+        lengths = torch.tensor(lengths)
+        feats = torch.randn(len(lengths), int(lengths.max()), model.input_dim, generator=generator)
+        with torch.no_grad():
+            diff = float((scripted(feats, lengths) - model(feats, lengths)).abs().max())
+        if not diff <= tolerance:
+            raise SerError(f"the TorchScript model differs from the trained one by {diff:.3g} "
+                           f"in the logits (frames {lengths.tolist()})")
+    return scripted
+
+
+def save_extractor(extractor: FeatureExtractor, feat: str, options: dict, bundle_dir: Path) -> dict:
+    """The extractor's Lhotse config, with the files it names by absolute path (an
+    openSMILE config) copied to ``<bundle_dir>/feats/`` and named relative to the bundle."""
+    config, files = extractor.to_dict(), {}
+    for key, value in config.items():
+        if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_file():
+            files[key] = f"feats/{Path(value).name}"
+            (bundle_dir / "feats").mkdir(exist_ok=True)
+            shutil.copyfile(value, bundle_dir / files[key])
+            config[key] = files[key]
+    return {"feat": feat, "options": options, "extractor": config, "files": files}
+
+
+def load_extractor(features: dict, bundle_dir: Path) -> FeatureExtractor:
+    factory = FEATURE_TYPES.get(features["feat"])
+    if factory is None:
+        raise SerError(f"{bundle_dir}: unknown feature type {features['feat']!r}")
+    if isinstance(factory, str):  # importing the module registers its extractor type with Lhotse
+        importlib.import_module(factory.split(":")[0])
+    config = dict(features["extractor"])
+    for key, name in features["files"].items():
+        config[key] = str(bundle_dir / name)
+    return FeatureExtractor.from_dict(config)
+
+
+def _check_features(extractor: FeatureExtractor, data_dir: Path, feat_dir: Path) -> None:
+    """The bundle's extractor must reproduce the features the model was trained on
+    (a feature config edited after stage 3 would not)."""
+    utt, ark = next(iter(read_table(feat_dir / "feats.scp").items()))
+    wav = read_table(data_dir / "wav.scp")[utt]
+    stored = kaldiio.load_mat(ark)
+    fresh = extract_features(extractor, load_audio(wav), wav)
+    # Loose enough for Kaldi-compressed features; other settings move them far more.
+    tolerance = 0.01 * (stored.max(0) - stored.min(0)) + 1e-4
+    if fresh.shape != stored.shape or not np.all(np.abs(fresh - stored) <= tolerance):
+        raise SerError(f"{feat_dir}: the features of {utt} differ from what the bundle's extractor "
+                       f"computes now; was conf/feats changed after the features were made?")
+
+
+def _save_cmvn(mode: str, stats_file: str | None, out: Path) -> dict:
+    """Writes the statistics inference applies (as ``train`` mode: one group)."""
+    if mode == "none":
+        return {"mode": "none", "inference": "none"}
+    with np.load(stats_file) as npz:
+        stats = {k: npz[k] for k in ("groups", "count", "sum", "sumsq")}
+    if mode == "speaker":
+        stats = {"groups": np.array(["train"]), "count": stats["count"].sum(keepdims=True),
+                 "sum": stats["sum"].sum(0, keepdims=True), "sumsq": stats["sumsq"].sum(0, keepdims=True)}
+    save_stats(stats, out, "train")
+    if mode == "speaker":
+        return {"mode": "speaker", "inference": "global", "note": SPEAKER_CMVN_NOTE}
+    return {"mode": "train", "inference": "train"}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_checksums(bundle_dir: Path) -> None:
+    files = sorted(p for p in bundle_dir.rglob("*") if p.is_file() and p.name != CHECKSUMS)
+    (bundle_dir / CHECKSUMS).write_text(
+        "".join(f"{_sha256(p)}  {p.relative_to(bundle_dir).as_posix()}\n" for p in files))
+
+
+def verify_checksums(bundle_dir: Path, required: Sequence[str]) -> None:
+    """Every file in SHA256SUMS must match, and ``required`` must be among them."""
+    sums_file = bundle_dir / CHECKSUMS
+    if not sums_file.is_file():
+        raise SerError(f"{bundle_dir}: no {CHECKSUMS}; is this a model bundle (ser export-model)?")
+    listed = {}
+    for line in sums_file.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        listed[name] = digest
+    for name in required:
+        if name not in listed:
+            raise SerError(f"{bundle_dir / name}: not listed in {sums_file}")
+    for name, digest in listed.items():
+        path = bundle_dir / name
+        if not path.is_file():
+            raise SerError(f"{path}: missing from the bundle")
+        if _sha256(path) != digest:
+            raise SerError(f"{path}: sha256 mismatch, the file was changed after export; "
+                           "export the bundle again")
+
+
+def export_bundle(run_dir: Path, out_dir: Path, results_dir: Path | None = None) -> Path:
+    """Exports a trained run (``steps/train.sh``'s ``seed<s>/fold<k>``) to ``out_dir``,
+    written beside it first and renamed into place, so a bundle is always whole."""
+    from ser.model import build_model  # export only: a loaded bundle runs TorchScript
+
+    run_config = json.loads((run_dir / "run_config.json").read_text())
+    best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
+    model = build_model(**best["model_config"])
+    model.load_state_dict(best["model"])
+    scripted = script_model(model)
+
+    feat_dir = Path(run_config["feat_dir"])
+    options = load_yaml(feat_dir / "feat_conf.yaml")
+    feat = options.pop("feat")
+    extractor = build_extractor(feat, **options)
+
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    with _quiet_jit():
+        scripted.save(str(tmp / "model.pt"))
+    features = save_extractor(extractor, feat, options, tmp)
+    data_dir = Path(run_config["data_dir"])
+    _check_features(load_extractor(features, tmp), data_dir, feat_dir)
+    cmvn = _save_cmvn(run_config["cmvn"], run_config["cmvn_stats"], tmp / "cmvn.npz")
+    results = []
+    for name in ("summary.json", "RESULTS.md"):
+        if results_dir is not None and (results_dir / name).is_file():
+            shutil.copyfile(results_dir / name, tmp / name)
+            results.append(name)
+    history = json.loads((run_dir / "history.json").read_text())
+    meta = {
+        "format": FORMAT, "labels": best["labels"], "features": features, "cmvn": cmvn,
+        "model": {"name": run_config["model"], "config": best["model_config"]},
+        "training": {"corpus": data_dir.name, "data_dir": str(data_dir), "run_dir": str(run_dir),
+                     "folds_dir": run_config["folds_dir"], "num_train": run_config["num_train"],
+                     "num_valid": run_config["num_valid"], "train_config": run_config["train_config"],
+                     "selected": history["selected"]},
+        "cv_results": results,
+        "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__,
+    }
+    (tmp / "bundle.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_checksums(tmp)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+@dataclass
+class Prediction:
+    label: str
+    posteriors: dict[str, float]  # label -> probability, in the bundle's label order
+    num_chunks: int = 1
+
+
+class EmotionClassifier:
+    """A loaded bundle: audio in (path or array, any sample rate, mono or stereo),
+    :class:`Prediction` out. Audio longer than ``chunk_seconds`` is classified in
+    chunks of that length overlapping by at least ``chunk_overlap`` seconds, and the
+    chunks' posteriors are averaged; ``batch_size`` chunks go through the model at once."""
+
+    def __init__(self, bundle_dir: Path, model: torch.jit.ScriptModule, extractor: FeatureExtractor,
+                 normalizer: Normalizer, meta: dict, device: str = "cpu", batch_size: int = 16,
+                 chunk_seconds: float = 10.0, chunk_overlap: float = 1.0):
+        if batch_size < 1:
+            raise SerError(f"batch size must be positive, got {batch_size}")
+        if not 0 <= chunk_overlap < chunk_seconds or chunk_seconds < frame_length(extractor):
+            raise SerError(f"need 0 <= chunk overlap ({chunk_overlap}) < chunk length "
+                           f"({chunk_seconds}) and a chunk of at least one frame "
+                           f"({frame_length(extractor)} s)")
+        self.bundle_dir, self.model, self.extractor = bundle_dir, model, extractor
+        self.normalizer, self.meta, self.device, self.batch_size = normalizer, meta, device, batch_size
+        self.labels: list[str] = meta["labels"]
+        self.chunk_samples = round(chunk_seconds * SAMPLE_RATE)
+        self.chunk_hop = self.chunk_samples - round(chunk_overlap * SAMPLE_RATE)
+
+    @classmethod
+    def load(cls, bundle_dir: Path | str, device: str = "cpu", **options) -> EmotionClassifier:
+        """Checks the bundle's SHA256SUMS, then loads it; ``options``: ``batch_size``,
+        ``chunk_seconds``, ``chunk_overlap``."""
+        bundle_dir = Path(bundle_dir).resolve()
+        if not bundle_dir.is_dir():
+            raise SerError(f"{bundle_dir}: no such model bundle directory")
+        verify_checksums(bundle_dir, ["bundle.json", "model.pt"])
+        meta = json.loads((bundle_dir / "bundle.json").read_text())
+        if meta.get("format") != FORMAT:
+            raise SerError(f"{bundle_dir}: bundle format {meta.get('format')}, this ser reads {FORMAT}")
+        cmvn = meta["cmvn"]
+        if cmvn["mode"] == "speaker":
+            warnings.warn(f"{bundle_dir}: {cmvn['note']}", stacklevel=2)
+        normalizer = Normalizer.load("train", bundle_dir / "cmvn.npz") if cmvn["inference"] != "none" \
+            else Normalizer("none")
+        with _quiet_jit():
+            model = torch.jit.load(str(bundle_dir / "model.pt"), map_location=device).eval()
+        return cls(bundle_dir, model, load_extractor(meta["features"], bundle_dir), normalizer, meta,
+                   device, **options)
+
+    def predict(self, audio: AudioInput, sample_rate: int | None = None) -> Prediction:
+        """One file or array; raises AudioError if it cannot be used."""
+        result = self.predict_batch([audio], sample_rate)[0]
+        if isinstance(result, AudioError):
+            raise result
+        return result
+
+    def predict_batch(self, audios: Sequence[AudioInput],
+                      sample_rate: int | None = None) -> list[Prediction | AudioError]:
+        """One result per input, in order: an input that cannot be used (unreadable,
+        empty, too short) gets its AudioError in its place, and the others are classified."""
+        results: list[Prediction | AudioError | None] = [None] * len(audios)
+        feats: list[np.ndarray] = []
+        owners: list[int] = []
+        for i, audio in enumerate(audios):
+            try:
+                chunks = self._features(audio, sample_rate, f"<array {i}>")
+            except AudioError as err:
+                results[i] = err
+                continue
+            feats += chunks
+            owners += [i] * len(chunks)
+        posteriors = self._posteriors(feats)
+        owners_array = np.array(owners, dtype=np.int64)
+        for i in sorted(set(owners)):
+            mean = posteriors[owners_array == i].mean(axis=0)
+            results[i] = Prediction(self.labels[int(mean.argmax())],
+                                    {label: float(p) for label, p in zip(self.labels, mean, strict=True)},
+                                    int((owners_array == i).sum()))
+        return results
+
+    def _features(self, audio: AudioInput, sample_rate: int | None, name: str) -> list[np.ndarray]:
+        """Normalised features of each chunk of one input."""
+        if isinstance(audio, (str, Path)):
+            if sample_rate is not None:
+                raise SerError("sample_rate is for arrays; files carry their own")
+            samples, source = load_audio(audio), str(audio)
+        else:
+            if sample_rate is None:
+                raise SerError("give the sample_rate of an array input")
+            samples, source = to_mono_16k(audio, sample_rate, name), name
+        starts = [0]
+        if samples.size > self.chunk_samples:
+            # Equal chunks; the last one ends with the audio, overlapping its neighbour more.
+            last = samples.size - self.chunk_samples
+            starts = list(range(0, last, self.chunk_hop)) + [last]
+        return [self.normalizer(extract_features(self.extractor, samples[s:s + self.chunk_samples], source))
+                for s in starts]
+
+    @torch.no_grad()
+    def _posteriors(self, feats: list[np.ndarray]) -> np.ndarray:
+        """Padded batches of similar length, as in training's ``predict``."""
+        chunks = Utterances([str(i) for i in range(len(feats))], feats, [0] * len(feats))  # no labels
+        posteriors = np.zeros((len(feats), len(self.labels)), dtype=np.float32)
+        for indices in bucketed_batches([f.shape[0] for f in feats], self.batch_size, None):
+            batch, lengths, _ = collate(chunks, indices, self.device)
+            posteriors[indices] = torch.softmax(self.model(batch, lengths), dim=-1).cpu().numpy()
+        return posteriors
