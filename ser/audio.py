@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from ser.errors import AudioError
 
@@ -29,6 +28,8 @@ def to_mono_16k(samples: np.ndarray, sampling_rate: int, source: str = "<array>"
     if sampling_rate != SAMPLE_RATE:
         if sampling_rate <= 0:
             raise AudioError(source, f"invalid sample rate {sampling_rate}")
+        from scipy.signal import resample_poly  # slow to import; most audio is 16 kHz
+
         g = gcd(int(sampling_rate), SAMPLE_RATE)
         samples = resample_poly(samples, SAMPLE_RATE // g, int(sampling_rate) // g).astype(np.float32)
     return samples

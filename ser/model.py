@@ -91,7 +91,7 @@ class FeatureAttention(nn.Module):
         return (weights * outputs).masked_fill(~valid.unsqueeze(2), 0.0).sum(dim=1)
 
 
-class EmotionClassifier(nn.Module):
+class SERModel(nn.Module):
     """Recurrent encoder + attention pooling + MLP head; build it with :func:`build_model`."""
 
     def __init__(self, config: Dict[str, Any]):
@@ -159,7 +159,7 @@ def build_model(
     forget_bias: float = 1.0,
     peephole: bool = False,
     attention_size: Optional[int] = None,
-) -> EmotionClassifier:
+) -> SERModel:
     """Builds one of :data:`MODEL_VARIANTS` (see the module docstring).
 
     Args:
@@ -202,7 +202,7 @@ def build_model(
         config["attention_size"] = attention_size or hidden_size
     elif attention_size is not None:
         raise ValueError(f"attention_size applies to the feature-attention variants, not {variant!r}")
-    return EmotionClassifier(config)
+    return SERModel(config)
 
 
 def load_model_config(name: str) -> Dict[str, Any]:
