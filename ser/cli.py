@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         module = importlib.import_module(f"ser.bin.{name}")
     except ModuleNotFoundError:
         sys.exit(f"ser: unknown tool {argv[0]!r}; see ser --help")
+    sys.argv[0] = f"ser {argv[0]}"  # argparse names the program after it
     run_tool(module.main, argv[1:])
 
 

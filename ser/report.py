@@ -67,7 +67,7 @@ def write_system_results(system_dir: Path | str) -> Path | None:
         summary = summarize_protocol(prot_runs)
         summaries[protocol] = summary
         lines += [f"## {protocol}: {len(summary['folds'])} folds × {len(summary['seeds'])} seed(s), "
-                  f"training time {summary['train_seconds'] / 60:.1f} min", "",
+                  f"training time {summary['train_seconds'] / 60:.1f} min (summed over runs)", "",
                   "| fold | seed | test utts | epoch | UAR % | WA % | macro-F1 % |",
                   "|---|---|---|---|---|---|---|"]
         for r in sorted(prot_runs, key=lambda r: (r["seed"], int(r["fold"][4:]))):
@@ -103,7 +103,7 @@ def write_corpus_results(corpus_dir: Path | str) -> Path | None:
     lines = [f"# Results on {corpus_dir.name}", "",
              "Mean ± std over folds × seeds, in percent. Normalisation 'speaker' uses the test "
              "speakers' own statistics.", "",
-             "| system | protocol | features | normalisation | folds | seeds | UAR | WA | macro-F1 | train min |",
+             "| system | protocol | features | normalisation | folds | seeds | UAR | WA | macro-F1 | train min (sum) |",
              "|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
     out = corpus_dir / "RESULTS.md"
     out.write_text("\n".join(lines))
