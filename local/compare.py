@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Compares two systems run on the same folds and seeds: prints each matched run's
-scores, the mean difference A − B, and a paired t-test over folds × seeds (the
-paper used a left-tailed test: is A worse than B?).
+"""Compares two systems run on the same folds: prints each fold's score (the mean
+over the seeds both systems have for it), the mean difference A − B, and a paired
+t-test over folds (the paper used a left-tailed test: is A worse than B?). Seeds
+are averaged within a fold first: runs of one fold share its test utterances, so
+they are not independent samples.
 
 usage: local/compare.py [--protocol P] [--metric uar|wa|macro_f1] EXP_A EXP_B
 where EXP_A, EXP_B are system dirs such as exp/casia/lld93_lstm and
@@ -30,6 +32,27 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
+def compare_runs(runs_a: list[dict], runs_b: list[dict], metric: str = "uar") -> dict:
+    """Pairs two systems' scored runs by fold, averaging within a fold over the seeds
+    both have; returns the per-fold means and the paired test over folds."""
+    def by_fold(runs):
+        table: dict[str, dict[int, float]] = {}
+        for r in runs:
+            table.setdefault(r["fold"], {})[r["seed"]] = r[metric]
+        return table
+
+    a, b = by_fold(runs_a), by_fold(runs_b)
+    folds = []
+    for fold in sorted(set(a) & set(b), key=lambda f: int(f[4:])):
+        seeds = sorted(set(a[fold]) & set(b[fold]))
+        if seeds:
+            folds.append((fold, seeds, sum(a[fold][s] for s in seeds) / len(seeds),
+                          sum(b[fold][s] for s in seeds) / len(seeds)))
+    if len(folds) < 2:
+        raise SerError("fewer than 2 folds scored with a common seed in both systems")
+    return {"folds": folds, "test": paired_test([f[2] for f in folds], [f[3] for f in folds])}
+
+
 def main(argv=None) -> None:
     args = get_parser().parse_args(argv)
     runs_a, runs_b = collect_runs(args.exp_a), collect_runs(args.exp_b)
@@ -37,19 +60,14 @@ def main(argv=None) -> None:
     protocol = args.protocol or (common[0] if len(common) == 1 else None)
     if protocol is None or protocol not in common:
         raise SerError(f"choose --protocol among those both systems have: {common or 'none'}")
-    by_run_a = {(r["fold"], r["seed"]): r[args.metric] for r in runs_a[protocol]}
-    by_run_b = {(r["fold"], r["seed"]): r[args.metric] for r in runs_b[protocol]}
-    keys = sorted(set(by_run_a) & set(by_run_b), key=lambda k: (k[1], int(k[0][4:])))
-    if len(keys) < 2:
-        raise SerError(f"{protocol}: fewer than 2 runs (fold, seed) scored in both systems")
+    result = compare_runs(runs_a[protocol], runs_b[protocol], args.metric)
     metric = args.metric.upper() if args.metric != "macro_f1" else "macro-F1"
     print(f"{metric} (%) on {protocol}: A = {args.exp_a}, B = {args.exp_b}\n")
-    print("| fold | seed | A | B | A − B |\n|---|---|---|---|---|")
-    for fold, seed in keys:
-        a, b = by_run_a[fold, seed], by_run_b[fold, seed]
-        print(f"| {fold} | {seed} | {100 * a:.2f} | {100 * b:.2f} | {100 * (a - b):+.2f} |")
-    test = paired_test([by_run_a[k] for k in keys], [by_run_b[k] for k in keys])
-    print(f"\nmean A − B = {100 * test['mean_diff']:+.2f} points over {test['n']} paired runs; "
+    print("| fold | seeds | A | B | A − B |\n|---|---|---|---|---|")
+    for fold, seeds, a, b in result["folds"]:
+        print(f"| {fold} | {' '.join(map(str, seeds))} | {100 * a:.2f} | {100 * b:.2f} | {100 * (a - b):+.2f} |")
+    test = result["test"]
+    print(f"\nmean A − B = {100 * test['mean_diff']:+.2f} points over {test['n']} paired folds; "
           f"t = {test['t']:.3f}, left-tailed p (A < B) = {test['p_less']:.4f}, "
           f"two-sided p = {test['p_two_sided']:.4f}")
 

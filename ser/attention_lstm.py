@@ -198,20 +198,23 @@ class AttentionGateLSTM(nn.Module):
         input_size: int,
         hidden_size: int,
         num_layers: int,
-        gate_size: Optional[int] = None,
-        forget_bias: float = 1.0,
-        peephole: bool = False,
+        gate_size: int,
+        forget_bias: float,
+        peephole: bool,
+        dropout: float = 0.0,
     ):
         super().__init__()
         self.layers = nn.ModuleList(
-            AttentionGateLSTMLayer(
-                input_size if i == 0 else hidden_size, hidden_size, gate_size or hidden_size, forget_bias, peephole
-            )
+            AttentionGateLSTMLayer(input_size if i == 0 else hidden_size, hidden_size, gate_size, forget_bias, peephole)
             for i in range(num_layers)
         )
+        # Between layers, as torch.nn.LSTM's ``dropout``: on the outputs of every layer but the last.
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.transpose(0, 1)
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
+            if i > 0:
+                x = self.dropout(x)
             x = layer(x)
         return x.transpose(0, 1)

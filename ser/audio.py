@@ -1,8 +1,18 @@
 """Reading audio the one way every stage and the inference tool share: any sample
 rate and channel count in, 16 kHz mono float32 out, or an AudioError that names
-the file and the problem."""
+the file and the problem.
+
+What is read is a file path or a Kaldi wav.scp entry, which may be a pipe: a shell
+command ending in ``|`` whose standard output is the audio (``sox '<path>' -t wav - |``).
+:func:`wav_scp_entry` writes such an entry for a path that Kaldi would not read as a
+plain file name (one with whitespace, for example).
+"""
 from __future__ import annotations
 
+import io
+import re
+import shlex
+import subprocess
 from math import gcd
 from pathlib import Path
 
@@ -12,6 +22,54 @@ import soundfile as sf
 from ser.errors import AudioError
 
 SAMPLE_RATE = 16000
+# A Kaldi rxfilename that is not a plain file: "-" (stdin), "cmd |", "file:offset", or
+# a name with whitespace (wav.scp fields are whitespace-separated).
+_NOT_PLAIN = re.compile(r"^-$|\||:\d+$|\s")
+_SOX_PIPE = re.compile(r"sox (.+) -t wav -")
+
+
+def wav_scp_entry(path: Path | str) -> str:
+    """The wav.scp value that reads ``path``: the path itself, or where Kaldi would not
+    take it as a plain file name, a pipe that sox decodes it through to wav."""
+    path = str(path)
+    if _NOT_PLAIN.search(path):
+        # "./-x", not "-x", which sox would take for an option (or "-" for stdin).
+        return f"sox {shlex.quote('./' + path if path.startswith('-') else path)} -t wav - |"
+    return path
+
+
+def is_pipe(entry: Path | str) -> bool:
+    return isinstance(entry, str) and entry.rstrip().endswith("|")
+
+
+def piped_file(entry: str) -> str | None:
+    """The file that a pipe written by :func:`wav_scp_entry` reads; None for another
+    command."""
+    match = _SOX_PIPE.fullmatch(entry.rstrip()[:-1].strip()) if is_pipe(entry) else None
+    if match is None:
+        return None
+    try:
+        words = shlex.split(match[1])
+    except ValueError:
+        return None
+    return words[0] if len(words) == 1 else None
+
+
+def _run_pipe(entry: str) -> bytes:
+    """The standard output of a pipe entry's command; AudioError naming the entry with
+    the command's error output if it fails or writes nothing."""
+    command = entry.rstrip()[:-1].strip()
+    try:
+        result = subprocess.run(command, shell=True, capture_output=True, stdin=subprocess.DEVNULL)
+    except OSError as err:
+        raise AudioError(entry, f"cannot run the command: {err}") from None
+    stderr = " ".join(result.stderr.decode(errors="replace").split())
+    if result.returncode != 0:
+        raise AudioError(entry, f"command failed (exit status {result.returncode}): "
+                                f"{stderr or 'no error output'}")
+    if not result.stdout:
+        raise AudioError(entry, f"command wrote no audio{': ' + stderr if stderr else ''}")
+    return result.stdout
 
 
 def to_mono_16k(samples: np.ndarray, sampling_rate: int, source: str = "<array>") -> np.ndarray:
@@ -35,15 +93,25 @@ def to_mono_16k(samples: np.ndarray, sampling_rate: int, source: str = "<array>"
     return samples
 
 
-def load_audio(path: Path | str) -> np.ndarray:
-    """Returns the file as 16 kHz mono float32 in [-1, 1]."""
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(path, "file not found")
-    if path.stat().st_size == 0:
-        raise AudioError(path, "empty file (0 bytes)")
+def read_audio(source: Path | str) -> tuple[np.ndarray, int]:
+    """The samples of a file or wav.scp entry (a ``str`` ending in ``|`` is a pipe) as
+    float32 (samples, channels), at the native sample rate, with that rate."""
+    if is_pipe(source):
+        name, data = source, io.BytesIO(_run_pipe(source))
+    else:
+        name = data = Path(source)
+        if not data.is_file():
+            raise AudioError(data, "file not found")
+        if data.stat().st_size == 0:
+            raise AudioError(data, "empty file (0 bytes)")
     try:
-        samples, sampling_rate = sf.read(path, dtype="float32", always_2d=True)
+        return sf.read(data, dtype="float32", always_2d=True)
     except Exception as err:  # libsndfile's errors name no common type
-        raise AudioError(path, f"cannot decode audio: {err}".replace("\n", " ")) from None
-    return to_mono_16k(samples, sampling_rate, str(path))
+        raise AudioError(name, f"cannot decode audio: {err}".replace("\n", " ")) from None
+
+
+def load_audio(source: Path | str) -> np.ndarray:
+    """Returns a file or wav.scp entry (a ``str`` ending in ``|`` is a pipe) as 16 kHz
+    mono float32 in [-1, 1]."""
+    samples, sampling_rate = read_audio(source)
+    return to_mono_16k(samples, sampling_rate, str(source))

@@ -3,7 +3,14 @@
 
 A bundle holds
 
-- ``model.pt``: the classifier as TorchScript, ``(feats (B, T, D), lengths (B,)) -> logits``;
+- the classifier, one of (``bundle.json``'s ``model.kind``)
+
+  - ``model.pt`` (``torchscript``): the neural models as TorchScript,
+    ``(feats (B, T, D), lengths (B,)) -> logits``, posteriors their softmax;
+  - ``svm.joblib`` (``svm``, ser/svm.py): the scikit-learn pipeline of ``--model svm``
+    (StandardScaler + LinearSVC), posteriors the softmax of its decision function:
+    scores whose argmax is the SVM's decision, not calibrated probabilities;
+
 - ``bundle.json``: the labels, the feature extractor (Lhotse's config), the
   normalisation, the model and training settings, the training corpus;
 - ``feats/``: files the feature extractor reads (``lld93.conf`` for lld93);
@@ -45,6 +52,8 @@ from ser.train import Utterances, bucketed_batches, collate
 
 FORMAT = 1
 CHECKSUMS = "SHA256SUMS"
+# bundle.json's model.kind -> the model's file; bundles without a kind are torchscript.
+MODEL_FILES = {"torchscript": "model.pt", "svm": "svm.joblib"}
 AudioInput = str | Path | np.ndarray
 
 SPEAKER_CMVN_NOTE = (
@@ -113,7 +122,8 @@ def _check_features(extractor: FeatureExtractor, data_dir: Path, feat_dir: Path)
     stored = kaldiio.load_mat(ark)
     fresh = extract_features(extractor, load_audio(wav), wav)
     # Loose enough for Kaldi-compressed features; other settings move them far more.
-    tolerance = 0.01 * (stored.max(0) - stored.min(0)) + 1e-4
+    # The relative term is for one-row (functionals) features, which have no range.
+    tolerance = 0.01 * (stored.max(0) - stored.min(0)) + 1e-4 + 1e-5 * np.abs(stored).max(0)
     if fresh.shape != stored.shape or not np.all(np.abs(fresh - stored) <= tolerance):
         raise SerError(f"{feat_dir}: the features of {utt} differ from what the bundle's extractor "
                        f"computes now; was conf/feats changed after the features were made?")
@@ -148,8 +158,9 @@ def write_checksums(bundle_dir: Path) -> None:
         "".join(f"{_sha256(p)}  {p.relative_to(bundle_dir).as_posix()}\n" for p in files))
 
 
-def verify_checksums(bundle_dir: Path, required: Sequence[str]) -> None:
-    """Every file in SHA256SUMS must match, and ``required`` must be among them."""
+def verify_checksums(bundle_dir: Path, required: Sequence[str]) -> list[str]:
+    """Every file in SHA256SUMS must match, and ``required`` must be among them;
+    returns the files listed."""
     sums_file = bundle_dir / CHECKSUMS
     if not sums_file.is_file():
         raise SerError(f"{bundle_dir}: no {CHECKSUMS}; is this a model bundle (ser export-model)?")
@@ -167,18 +178,44 @@ def verify_checksums(bundle_dir: Path, required: Sequence[str]) -> None:
         if _sha256(path) != digest:
             raise SerError(f"{path}: sha256 mismatch, the file was changed after export; "
                            "export the bundle again")
+    return list(listed)
+
+
+def is_svm_run(run_dir: Path, run_config: dict) -> bool:
+    """A ``--model svm`` run (ser/svm.py) rather than a neural one (``best.pt``)."""
+    from ser.svm import MODEL_FILE
+    return ((run_dir / MODEL_FILE).is_file() or run_config.get("model") == "svm"
+            or (run_config.get("model_config") or {}).get("variant") == "svm")
+
+
+def _export_svm(run_dir: Path, run_config: dict, extractor: FeatureExtractor, out: Path) -> dict:
+    """Copies the run's ``svm.joblib`` to ``out``; checks it loads and fits the features."""
+    from ser.svm import MODEL_FILE, load_svm
+    classifier = load_svm(run_dir)
+    dim = extractor.feature_dim(SAMPLE_RATE)
+    if classifier.input_dim != dim:
+        raise SerError(f"{run_dir / MODEL_FILE}: the SVM takes {classifier.input_dim} features, "
+                       f"the feature extractor gives {dim}")
+    if "labels" in run_config and run_config["labels"] != classifier.labels:
+        raise SerError(f"{run_dir / MODEL_FILE}: labels {classifier.labels} differ from "
+                       f"run_config.json's {run_config['labels']}")
+    shutil.copyfile(run_dir / MODEL_FILE, out / MODEL_FILE)
+    return {"kind": "svm", "labels": classifier.labels,
+            "config": {**run_config["model_config"], "C": classifier.C}}
 
 
 def export_bundle(run_dir: Path, out_dir: Path, results_dir: Path | None = None) -> Path:
     """Exports a trained run (``steps/train.sh``'s ``seed<s>/fold<k>``) to ``out_dir``,
-    written beside it first and renamed into place, so a bundle is always whole."""
-    from ser.model import build_model  # export only: a loaded bundle runs TorchScript
-
+    written beside it first and renamed into place, so a bundle is always whole. A
+    neural run's ``best.pt`` becomes ``model.pt``, an svm run's ``svm.joblib`` is copied."""
     run_config = json.loads((run_dir / "run_config.json").read_text())
-    best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
-    model = build_model(**best["model_config"])
-    model.load_state_dict(best["model"])
-    scripted = script_model(model)
+    svm = is_svm_run(run_dir, run_config)
+    if not svm:
+        from ser.model import build_model  # export only: a loaded bundle runs TorchScript
+        best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
+        model = build_model(**best["model_config"])
+        model.load_state_dict(best["model"])
+        scripted = script_model(model)
 
     feat_dir = Path(run_config["feat_dir"])
     options = load_yaml(feat_dir / "feat_conf.yaml")
@@ -188,8 +225,12 @@ def export_bundle(run_dir: Path, out_dir: Path, results_dir: Path | None = None)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    with _quiet_jit():
-        scripted.save(str(tmp / "model.pt"))
+    if svm:
+        model_info = _export_svm(run_dir, run_config, extractor, tmp)
+    else:
+        with _quiet_jit():
+            scripted.save(str(tmp / MODEL_FILES["torchscript"]))
+        model_info = {"kind": "torchscript", "labels": best["labels"], "config": best["model_config"]}
     features = save_extractor(extractor, feat, options, tmp)
     data_dir = Path(run_config["data_dir"])
     _check_features(load_extractor(features, tmp), data_dir, feat_dir)
@@ -201,8 +242,8 @@ def export_bundle(run_dir: Path, out_dir: Path, results_dir: Path | None = None)
             results.append(name)
     history = json.loads((run_dir / "history.json").read_text())
     meta = {
-        "format": FORMAT, "labels": best["labels"], "features": features, "cmvn": cmvn,
-        "model": {"name": run_config["model"], "config": best["model_config"]},
+        "format": FORMAT, "labels": model_info["labels"], "features": features, "cmvn": cmvn,
+        "model": {"name": run_config["model"], "kind": model_info["kind"], "config": model_info["config"]},
         "training": {"corpus": data_dir.name, "data_dir": str(data_dir), "run_dir": str(run_dir),
                      "folds_dir": run_config["folds_dir"], "num_train": run_config["num_train"],
                      "num_valid": run_config["num_valid"], "train_config": run_config["train_config"],
@@ -210,6 +251,9 @@ def export_bundle(run_dir: Path, out_dir: Path, results_dir: Path | None = None)
         "cv_results": results,
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__,
     }
+    if svm:
+        import sklearn
+        meta["sklearn"] = sklearn.__version__
     (tmp / "bundle.json").write_text(json.dumps(meta, indent=1) + "\n")
     write_checksums(tmp)
     if out_dir.exists():
@@ -221,7 +265,8 @@ def export_bundle(run_dir: Path, out_dir: Path, results_dir: Path | None = None)
 @dataclass
 class Prediction:
     label: str
-    posteriors: dict[str, float]  # label -> probability, in the bundle's label order
+    # label -> probability (an svm bundle's: softmax scores), in the bundle's label order
+    posteriors: dict[str, float]
     num_chunks: int = 1
 
 
@@ -229,9 +274,11 @@ class EmotionClassifier:
     """A loaded bundle: audio in (path or array, any sample rate, mono or stereo),
     :class:`Prediction` out. Audio longer than ``chunk_seconds`` is classified in
     chunks of that length overlapping by at least ``chunk_overlap`` seconds, and the
-    chunks' posteriors are averaged; ``batch_size`` chunks go through the model at once."""
+    chunks' posteriors are averaged; ``batch_size`` chunks go through the model at once.
+    ``model`` is TorchScript or, for an svm bundle, a :class:`ser.svm.SvmClassifier`
+    (whose posteriors are softmax scores, see the module docstring)."""
 
-    def __init__(self, bundle_dir: Path, model: torch.jit.ScriptModule, extractor: FeatureExtractor,
+    def __init__(self, bundle_dir: Path, model, extractor: FeatureExtractor,
                  normalizer: Normalizer, meta: dict, device: str = "cpu", batch_size: int = 16,
                  chunk_seconds: float = 10.0, chunk_overlap: float = 1.0):
         if batch_size < 1:
@@ -243,6 +290,7 @@ class EmotionClassifier:
         self.bundle_dir, self.model, self.extractor = bundle_dir, model, extractor
         self.normalizer, self.meta, self.device, self.batch_size = normalizer, meta, device, batch_size
         self.labels: list[str] = meta["labels"]
+        self.kind: str = meta["model"].get("kind", "torchscript")
         self.chunk_samples = round(chunk_seconds * SAMPLE_RATE)
         self.chunk_hop = self.chunk_samples - round(chunk_overlap * SAMPLE_RATE)
 
@@ -253,17 +301,28 @@ class EmotionClassifier:
         bundle_dir = Path(bundle_dir).resolve()
         if not bundle_dir.is_dir():
             raise SerError(f"{bundle_dir}: no such model bundle directory")
-        verify_checksums(bundle_dir, ["bundle.json", "model.pt"])
+        listed = verify_checksums(bundle_dir, ["bundle.json"])
         meta = json.loads((bundle_dir / "bundle.json").read_text())
         if meta.get("format") != FORMAT:
             raise SerError(f"{bundle_dir}: bundle format {meta.get('format')}, this ser reads {FORMAT}")
+        kind = meta["model"].get("kind", "torchscript")
+        if kind not in MODEL_FILES:
+            raise SerError(f"{bundle_dir}: unknown model kind {kind!r}; this ser reads {', '.join(MODEL_FILES)}")
+        if MODEL_FILES[kind] not in listed:
+            raise SerError(f"{bundle_dir / MODEL_FILES[kind]}: not listed in {bundle_dir / CHECKSUMS}")
         cmvn = meta["cmvn"]
         if cmvn["mode"] == "speaker":
             warnings.warn(f"{bundle_dir}: {cmvn['note']}", stacklevel=2)
         normalizer = Normalizer.load("train", bundle_dir / "cmvn.npz") if cmvn["inference"] != "none" \
             else Normalizer("none")
-        with _quiet_jit():
-            model = torch.jit.load(str(bundle_dir / "model.pt"), map_location=device).eval()
+        if kind == "svm":
+            from ser.svm import load_svm
+            model = load_svm(bundle_dir / MODEL_FILES["svm"])
+            if model.labels != meta["labels"]:
+                raise SerError(f"{bundle_dir}: svm.joblib's labels differ from bundle.json's")
+        else:
+            with _quiet_jit():
+                model = torch.jit.load(str(bundle_dir / MODEL_FILES[kind]), map_location=device).eval()
         return cls(bundle_dir, model, load_extractor(meta["features"], bundle_dir), normalizer, meta,
                    device, **options)
 
@@ -318,7 +377,10 @@ class EmotionClassifier:
 
     @torch.no_grad()
     def _posteriors(self, feats: list[np.ndarray]) -> np.ndarray:
-        """Padded batches of similar length, as in training's ``predict``."""
+        """Padded batches of similar length, as in training's ``predict``; an SVM
+        takes them all at once."""
+        if self.kind == "svm":
+            return self.model.posteriors(feats).reshape(len(feats), len(self.labels))
         chunks = Utterances([str(i) for i in range(len(feats))], feats, [0] * len(feats))  # no labels
         posteriors = np.zeros((len(feats), len(self.labels)), dtype=np.float32)
         for indices in bucketed_batches([f.shape[0] for f in feats], self.batch_size, None):

@@ -5,6 +5,9 @@ Modes:
 - ``speaker``: each speaker's own statistics, test speakers included. Common in
   the literature and worth several UAR points on small corpora, but it uses the
   test speaker's data, so reports must say so (:data:`USES_TEST_SPEAKER_STATS`).
+- ``utt``: each utterance by its own mean and variance; needs no statistics and
+  sees nothing outside the utterance, so it works alike in training, testing and
+  inference on a new speaker.
 - ``none``: features as extracted.
 
 Statistics are stored as frame count, sum and sum of squares (float64) per group
@@ -19,8 +22,10 @@ import numpy as np
 
 from ser.errors import SerError
 
-CMVN_MODES = ("train", "speaker", "none")
-USES_TEST_SPEAKER_STATS = {"train": False, "speaker": True, "none": False}
+CMVN_MODES = ("train", "speaker", "utt", "none")
+USES_TEST_SPEAKER_STATS = {"train": False, "speaker": True, "utt": False, "none": False}
+# Modes without a statistics file.
+STATELESS_MODES = ("utt", "none")
 _VAR_FLOOR = 1e-8
 
 
@@ -42,8 +47,9 @@ def accumulate(utts: Iterable[str], load: Callable[[str], np.ndarray],
 
 
 def stats_path(cmvn_dir: Path | str, mode: str, fold: str) -> Path | None:
-    """Where a fold's statistics live: ``<dir>/<fold>.npz`` (train), ``<dir>/speaker.npz``."""
-    if mode == "none":
+    """Where a fold's statistics live: ``<dir>/<fold>.npz`` (train), ``<dir>/speaker.npz``;
+    None for the modes that need none (utt, none)."""
+    if mode in STATELESS_MODES:
         return None
     return Path(cmvn_dir) / (f"{fold}.npz" if mode == "train" else "speaker.npz")
 
@@ -56,13 +62,22 @@ def save_stats(stats: dict, path: Path | str, mode: str) -> None:
     tmp.replace(path)
 
 
+def utterance_cmvn(feats: np.ndarray) -> np.ndarray:
+    """(T, D) -> zero mean, unit variance per dimension over the utterance's own frames;
+    a constant dimension (one frame, unvoiced F0) is centred but not scaled up."""
+    feats = feats.astype(np.float64)
+    mean, var = feats.mean(axis=0), feats.var(axis=0)
+    scale = np.where(var > _VAR_FLOOR, 1.0 / np.sqrt(np.maximum(var, _VAR_FLOOR)), 1.0)
+    return ((feats - mean) * scale).astype(np.float32)
+
+
 class Normalizer:
     """Applies one of the modes; ``__call__(feats, speaker)`` returns normalised float32."""
 
     def __init__(self, mode: str, stats: dict | None = None):
         if mode not in CMVN_MODES:
             raise SerError(f"unknown cmvn mode {mode!r}; known: {', '.join(CMVN_MODES)}")
-        if mode != "none" and stats is None:
+        if mode not in STATELESS_MODES and stats is None:
             raise SerError(f"cmvn mode {mode} needs statistics")
         self.mode = mode
         self.shift: dict[str, np.ndarray] = {}
@@ -78,8 +93,8 @@ class Normalizer:
 
     @classmethod
     def load(cls, mode: str, path: Path | str | None) -> "Normalizer":
-        if mode == "none":
-            return cls("none")
+        if mode in STATELESS_MODES:
+            return cls(mode)
         if path is None or not Path(path).is_file():
             raise SerError(f"{path}: normalisation statistics not found; run the cmvn stage")
         with np.load(path) as npz:
@@ -90,6 +105,8 @@ class Normalizer:
     def __call__(self, feats: np.ndarray, speaker: str | None = None) -> np.ndarray:
         if self.mode == "none":
             return feats.astype(np.float32, copy=False)
+        if self.mode == "utt":
+            return utterance_cmvn(feats)
         group = "train" if self.mode == "train" else speaker
         if group not in self.shift:
             raise SerError(f"no {self.mode} normalisation statistics for {group!r}")

@@ -39,6 +39,8 @@ FEATURE_TYPES: dict[str, Any] = {
     "lld93": "ser.opensmile_features:build_lld93",
     "egemaps_lld": "ser.opensmile_features:build_egemaps_lld",
     "compare_lld": "ser.opensmile_features:build_compare_lld",
+    # One (1, 6373) row per utterance: the openSMILE + SVM baseline (--model svm).
+    "compare_functionals": "ser.opensmile_features:build_compare_functionals",
 }
 
 

@@ -30,6 +30,7 @@ from ser.errors import SerError
 
 PROTOCOLS = ("loso", "speaker_kfold", "session", "random", "all")
 PAPER_TEST_SHARE = 1000 / 7200
+DEFAULT_VALID_SHARE = 0.1  # of the training part, held out for model selection
 
 
 @dataclass
@@ -85,7 +86,7 @@ def _group_folds(data: DataDir, utt2group: dict[str, str], groups: list[list[str
 
 
 def make_folds(data: DataDir, protocol: str, num_folds: int | None = None, seed: int = 0,
-               valid_share: float = 0.1, test_share: float = PAPER_TEST_SHARE) -> list[Fold]:
+               valid_share: float = DEFAULT_VALID_SHARE, test_share: float = PAPER_TEST_SHARE) -> list[Fold]:
     where = data.path
     if protocol not in PROTOCOLS:
         raise SerError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")

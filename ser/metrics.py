@@ -3,21 +3,35 @@ the confusion-matrix plot.
 
 UAR (unweighted average recall, the paper's metric) is the mean of per-class
 recalls; WA (weighted accuracy) is plain accuracy; macro-F1 averages per-class F1.
-Classes absent from the references are left out of UAR and macro-F1.
+Classes absent from the references are left out of UAR and macro-F1. The
+arithmetic is scikit-learn's (``sklearn.metrics``).
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from sklearn import metrics as skm
+
+
+def _class_indices(values: Sequence[int], num_classes: int, what: str) -> np.ndarray:
+    values = np.asarray(values)
+    if values.size and (not np.issubdtype(values.dtype, np.integer)
+                        or values.min() < 0 or values.max() >= num_classes):
+        raise ValueError(f"{what} must be class indices 0..{num_classes - 1}")
+    return values.astype(np.int64)
 
 
 def confusion_matrix(refs: Sequence[int], hyps: Sequence[int], num_classes: int) -> np.ndarray:
     """Rows are references, columns hypotheses."""
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(refs, dtype=np.int64), np.asarray(hyps, dtype=np.int64)), 1)
-    return matrix
+    # sklearn would silently drop indices outside ``labels``: refuse them instead.
+    refs = _class_indices(refs, num_classes, "references")
+    hyps = _class_indices(hyps, num_classes, "hypotheses")
+    with warnings.catch_warnings():  # the labels are given: a single one is no problem
+        warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
+        return skm.confusion_matrix(refs, hyps, labels=np.arange(num_classes)).astype(np.int64)
 
 
 def scores(refs: Sequence[int], hyps: Sequence[int], labels: Sequence[str]) -> dict:
@@ -26,19 +40,16 @@ def scores(refs: Sequence[int], hyps: Sequence[int], labels: Sequence[str]) -> d
         raise ValueError(f"need equal, non-empty reference and hypothesis lists "
                          f"({len(refs)} vs {len(hyps)})")
     matrix = confusion_matrix(refs, hyps, len(labels))
-    support = matrix.sum(axis=1)
-    predicted = matrix.sum(axis=0)
-    true_pos = np.diag(matrix)
-    present = support > 0
-    recall = np.divide(true_pos, support, out=np.zeros(len(labels)), where=present)
-    precision = np.divide(true_pos, predicted, out=np.zeros(len(labels)), where=predicted > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(len(labels)), where=denom > 0)
+    refs, hyps = np.asarray(refs, dtype=np.int64), np.asarray(hyps, dtype=np.int64)
+    # Scored over the classes present in the references; a class never predicted
+    # has precision 0 (zero_division=0), as the hand-written version had.
+    present = np.flatnonzero(matrix.sum(axis=1) > 0)
+    recall = skm.recall_score(refs, hyps, labels=present, average=None, zero_division=0)
     return {
-        "uar": float(recall[present].mean()),
-        "wa": float(true_pos.sum() / matrix.sum()),
-        "macro_f1": float(f1[present].mean()),
-        "per_class_recall": {lab: float(r) for lab, r, p in zip(labels, recall, present) if p},
+        "uar": float(skm.recall_score(refs, hyps, labels=present, average="macro", zero_division=0)),
+        "wa": float(skm.accuracy_score(refs, hyps)),
+        "macro_f1": float(skm.f1_score(refs, hyps, labels=present, average="macro", zero_division=0)),
+        "per_class_recall": {labels[k]: float(r) for k, r in zip(present, recall)},
         "num_utts": int(matrix.sum()),
         "labels": list(labels),
         "confusion": matrix.tolist(),

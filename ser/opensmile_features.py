@@ -4,6 +4,8 @@
   (names, order and frame grid are documented there); 32 ms frames every 16 ms.
 - ``egemaps_lld``, ``compare_lld``: the stock eGeMAPSv02 (25) and ComParE_2016 (65)
   low-level descriptors, every 10 ms.
+- ``compare_functionals``: the stock ComParE_2016 functionals (6373), one vector per
+  utterance: the paper's openSMILE + SVM baseline.
 
 All run through the ``opensmile`` package, one openSMILE config per extractor.
 """
@@ -163,3 +165,42 @@ def build_compare_lld() -> OpenSmileLld:
     """openSMILE ComParE_2016 low-level descriptors (65)."""
     return OpenSmileLld(OpenSmileLldConfig(feature_set="ComParE_2016", feature_level="lld",
                                            frame_shift=0.01, frame_length=0.06))
+
+
+@register_extractor
+class OpenSmileFunctionals(OpenSmileLld):
+    """A stock set's functionals: statistics of its descriptors over the whole input,
+    returned as a (1, dim) matrix so that they go through the frame-level feature stage
+    unchanged (``utt2num_frames`` is 1).
+
+    The utterance is the one "frame". ``frame_shift`` is that of the descriptors the
+    functionals summarise (10 ms for the stock sets), kept so that the feature
+    stage's ``frame_shift`` file has a number; frames × frame_shift is not the
+    duration here. ``frame_length`` is the shortest input that yields functionals:
+    one descriptor frame (60 ms); shorter input would give only NaN."""
+
+    name = "opensmile-functionals"
+    config_type = OpenSmileLldConfig
+
+    def __init__(self, config: OpenSmileLldConfig | None = None):
+        super().__init__(config)
+        if self.feature_level != opensmile.FeatureLevel.Functionals:
+            raise SerError(f"{self.name}: feature level {self.config.feature_level!r} is not "
+                           f"{opensmile.FeatureLevel.Functionals.value!r}")
+        if self.config.tail:
+            raise SerError(f"{self.name}: tail is for frame grids, not functionals")
+
+    def extract(self, samples: np.ndarray, sampling_rate: int) -> np.ndarray:
+        feats = super().extract(samples, sampling_rate)
+        if feats.shape != (1, self.feature_dim(sampling_rate)):
+            raise RuntimeError(f"openSMILE gave functionals of shape {feats.shape}, expected "
+                               f"(1, {self.feature_dim(sampling_rate)})")
+        return feats
+
+
+def build_compare_functionals() -> OpenSmileFunctionals:
+    """openSMILE ComParE_2016 functionals (6373) of the whole utterance, the openSMILE +
+    SVM baseline of Xie et al. (2019) and of the ComParE challenges."""
+    return OpenSmileFunctionals(OpenSmileLldConfig(
+        feature_set="ComParE_2016", feature_level=opensmile.FeatureLevel.Functionals.value,
+        frame_shift=0.01, frame_length=0.06))

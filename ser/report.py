@@ -68,15 +68,23 @@ def write_system_results(system_dir: Path | str) -> Path | None:
         summaries[protocol] = summary
         lines += [f"## {protocol}: {len(summary['folds'])} folds × {len(summary['seeds'])} seed(s), "
                   f"training time {summary['train_seconds'] / 60:.1f} min (summed over runs)", "",
-                  "| fold | seed | test utts | epoch | UAR % | WA % | macro-F1 % |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| fold | seed | test utts | excluded | epoch | UAR % | WA % | macro-F1 % |",
+                  "|---|---|---|---|---|---|---|---|"]
+        excluded: dict[str, list[str]] = {}
         for r in sorted(prot_runs, key=lambda r: (r["seed"], int(r["fold"][4:]))):
-            lines.append(f"| {r['fold']} | {r['seed']} | {r['num_utts']} | {r['selected_epoch']} | "
-                         + " | ".join(_pct(r[k]) for k, _ in METRICS) + " |")
-        lines.append("| **mean ± std** | | | | " + " | ".join(f"**{_pct(*summary[k])}**" for k, _ in METRICS) + " |")
+            lines.append(f"| {r['fold']} | {r['seed']} | {r['num_utts']} | {r.get('num_test_excluded', 0)} | "
+                         f"{r['selected_epoch']} | " + " | ".join(_pct(r[k]) for k, _ in METRICS) + " |")
+            if r.get("test_excluded"):
+                excluded[r["fold"]] = r["test_excluded"]
+        lines.append("| **mean ± std** | | | | | " + " | ".join(f"**{_pct(*summary[k])}**" for k, _ in METRICS) + " |")
         if len(summary["seeds"]) > 1:
-            lines.append("| over seeds | | | | " + " | ".join(_pct(*summary[f"{k}_over_seeds"]) for k, _ in METRICS) + " |")
+            lines.append("| over seeds | | | | | " + " | ".join(_pct(*summary[f"{k}_over_seeds"]) for k, _ in METRICS) + " |")
         lines.append("")
+        if excluded:
+            lines.append("Test utterances left out because their features could not be computed "
+                         "(see the feature dir's failed.txt), so they are not scored:")
+            lines += [f"- {fold}: {', '.join(utts)}" for fold, utts in sorted(excluded.items())]
+            lines.append("")
     (system_dir / "summary.json").write_text(json.dumps(summaries, indent=1) + "\n")
     out = system_dir / "RESULTS.md"
     out.write_text("\n".join(lines))

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Computes the normalisation statistics of --cmvn: "train" from each fold's
 # training part only (<feat-dir>/cmvn/<protocol>/fold<k>.npz), "speaker" per
-# speaker (<feat-dir>/cmvn/speaker.npz), "none" nothing.
+# speaker (<feat-dir>/cmvn/speaker.npz); the other modes need none.
 set -euo pipefail
 
-cmvn=train            # train, speaker or none
+cmvn=""               # required: train, speaker, or a mode without statistics (see ser/cmvn.py)
 
 help_message="Usage: $0 [options] <data-dir> <feat-dir> <folds-dir>
 e.g.: $0 --cmvn train data/casia data/casia/feats/lld93 data/casia/folds/loso"
@@ -12,17 +12,20 @@ e.g.: $0 --cmvn train data/casia data/casia/feats/lld93 data/casia/folds/loso"
 . "$SER_ROOT/utils/lib.sh"
 . parse_options.sh
 
-if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
+if [ $# -ne 3 ] || [ -z "$cmvn" ]; then echo "$help_message" >&2; exit 1; fi
 data=$1; feat_dir=$2; folds=$3
 case $cmvn in
-  none) log "--cmvn none: no statistics"; exit 0 ;;
   speaker) dir=$feat_dir/cmvn/speaker ;;
   train) dir=$feat_dir/cmvn/$(basename "$folds") ;;
-  *) echo "$0: unknown --cmvn $cmvn (train, speaker, none)" >&2; exit 1 ;;
+  *) log "--cmvn $cmvn: no statistics"; exit 0 ;;  # the training stage checks the mode
 esac
-settings="cmvn=$cmvn feats=$(cat "$feat_dir/.done" 2>/dev/null)"
+settings="stage=compute_cmvn
+cmvn=$cmvn
+feats=$(record_id "$feat_dir")"
 # Per-speaker statistics do not depend on the folds.
-[ "$cmvn" = train ] && settings+=" folds=$(cat "$folds/.done" 2>/dev/null)"
+[ "$cmvn" = train ] && settings+="
+folds=$(record_id "$folds")"
+lock_dir "$dir"
 if is_done "$dir" "$settings"; then log "$dir is complete; skipping"; exit 0; fi
 mkdir -p "$dir"
 python -m ser.bin.compute_cmvn --mode "$cmvn" --data-dir "$data" --feat-dir "$feat_dir" \

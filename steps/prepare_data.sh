@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Prepares a corpus: Lhotse manifests in <data-dir>/manifests and a checked Kaldi
 # data dir (wav.scp, utt2spk, spk2utt, utt2emo, utt2dur, ...) in <data-dir>.
+# The record covers the corpus's contents (every file's path, size and time), so
+# a corpus that changed is prepared again.
 set -euo pipefail
 
 corpus_opts=""        # options of the corpus's prepare function, "key=value ..."
-synth_speakers=4      # synth only: number of speakers
-synth_sentences=20    # synth only: number of sentences
+synth_speakers=""     # synth only: number of speakers [default: ser/bin/prepare_data.py]
+synth_sentences=""    # synth only: number of sentences [default: ser/bin/prepare_data.py]
+prepare_opts=""       # more options of ser.bin.prepare_data, e.g. "--exclude-low-rate"
 
 help_message="Usage: $0 [options] <corpus> <corpus-dir> <data-dir>
 e.g.: $0 casia /data/casia data/casia   (corpora: see ser/corpora/__init__.py)"
@@ -15,14 +18,34 @@ e.g.: $0 casia /data/casia data/casia   (corpora: see ser/corpora/__init__.py)"
 
 if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
 corpus=$1; corpus_dir=$2; data=$3
-settings="corpus=$corpus corpus_dir=$(realpath -m "$corpus_dir") corpus_opts=$corpus_opts"
-[ "$corpus" = synth ] && settings+=" speakers=$synth_speakers sentences=$synth_sentences"
-if is_done "$data" "$settings"; then log "$data is complete; skipping"; exit 0; fi
+# Absolute, not resolved: a symlink is how a path with spaces is kept out of wav.scp.
+case $corpus_dir in /*) ;; *) corpus_dir=$PWD/$corpus_dir ;; esac
+
+contents() {  # a hash of the corpus's file list with sizes and modification times
+  if [ -d "$corpus_dir" ]; then
+    (cd "$corpus_dir" && find -L . -type f -printf '%P\t%s\t%T@\n' | LC_ALL=C sort | sha1sum | cut -c1-12)
+  else
+    echo absent
+  fi
+}
+settings="stage=prepare_data
+corpus=$corpus
+corpus_dir=$corpus_dir
+corpus_opts=$corpus_opts
+prepare_opts=$prepare_opts"
+[ "$corpus" = synth ] && settings+="
+synth=speakers $synth_speakers sentences $synth_sentences"
+
+lock_dir "$data"
+if is_done "$data" "$settings
+corpus_contents=$(contents)"; then log "$data is complete; skipping"; exit 0; fi
 
 mkdir -p "$data/log"
-rm -f "$data/.done"
 log "preparing $corpus from $corpus_dir"
+# shellcheck disable=SC2086
 python -m ser.bin.prepare_data --corpus "$corpus" --corpus-dir "$corpus_dir" --data-dir "$data" \
-  --corpus-opts "$corpus_opts" --synth-speakers "$synth_speakers" \
-  --synth-sentences "$synth_sentences" 2> >(tee "$data/log/prepare_data.log" >&2)
-mark_done "$data" "$settings"
+  --corpus-opts "$corpus_opts" ${synth_speakers:+--synth-speakers "$synth_speakers"} \
+  ${synth_sentences:+--synth-sentences "$synth_sentences"} $prepare_opts 2> >(tee "$data/log/prepare_data.log" >&2)
+# The synth corpus is made by this stage: its contents are known only now.
+mark_done "$data" "$settings
+corpus_contents=$(contents)"

@@ -1,7 +1,7 @@
 """Small corpus trees in each corpus's real layout and naming, irregularities included.
 
-sox makes one short sine wav and ffmpeg one short ``.avi``; every other audio file
-is a copy of those, and a corrupt one is random bytes. Each ``make_<corpus>(root)``
+sox makes one short sine wav (and its flac) and ffmpeg one short ``.avi``; every
+other audio file is a copy of those, and a corrupt one is random bytes. Each ``make_<corpus>(root)``
 writes under ``root`` and returns the corpus directory; its docstring says what the
 tree holds, which is what the tests expect.
 """
@@ -16,32 +16,33 @@ import tempfile
 from pathlib import Path
 from typing import Mapping
 
-WAV, AVI, CORRUPT = "<wav>", "<avi>", "<corrupt>"
+WAV, FLAC, AVI, CORRUPT = "<wav>", "<flac>", "<avi>", "<corrupt>"
 
 
 @functools.cache
 def _templates() -> dict[str, Path]:
     directory = Path(tempfile.mkdtemp(prefix="ser-fixtures-"))
     atexit.register(shutil.rmtree, directory, True)
-    wav, avi = directory / "tone.wav", directory / "clip.avi"
+    wav, flac, avi = directory / "tone.wav", directory / "tone.flac", directory / "clip.avi"
     subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(wav),
                     "synth", "0.3", "sine", "200"], check=True, capture_output=True)
+    subprocess.run(["sox", str(wav), str(flac)], check=True, capture_output=True)
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
                     "testsrc=size=64x48:rate=5", "-f", "lavfi", "-i",
                     "sine=frequency=300:sample_rate=44100", "-t", "0.5", "-shortest",
                     "-c:v", "mpeg4", "-c:a", "pcm_s16le", str(avi)],
                    check=True, capture_output=True)
-    return {WAV: wav, AVI: avi}
+    return {WAV: wav, FLAC: flac, AVI: avi}
 
 
 def write_tree(root: Path, files: Mapping[str, str]) -> Path:
-    """Writes each ``relative path: content`` under ``root``: ``WAV`` or ``AVI`` copies
-    the template, ``CORRUPT`` writes random bytes, any other string is the text."""
+    """Writes each ``relative path: content`` under ``root``: ``WAV``, ``FLAC`` or ``AVI``
+    copies the template, ``CORRUPT`` writes random bytes, any other string is the text."""
     corrupt_bytes = random.Random(0).randbytes(2000)
     for relative, content in files.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        if content in (WAV, AVI):
+        if content in (WAV, FLAC, AVI):
             shutil.copyfile(_templates()[content], path)
         elif content == CORRUPT:
             path.write_bytes(corrupt_bytes)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TINY, copy_recipe, run_recipe
+from conftest import ROOT, TINY, TINY_SYSTEM, copy_recipe, run_recipe
 from slurm_cluster import SlurmCluster, install
 
 UTILS = ROOT / "utils"
@@ -127,7 +127,7 @@ def test_slurm_cancelled_job_fails(slurm, tmp_path):
 
 def results(recipe: Path) -> dict:
     """Each run's results.json, less its timing, and predictions.tsv."""
-    runs = sorted((recipe / "exp/synth/fbank_lstm/loso").glob("seed*/fold*"))
+    runs = sorted((recipe / TINY_SYSTEM / "loso").glob("seed*/fold*"))
     assert len(runs) == 3, runs
     return {str(run.relative_to(recipe)): ({k: v for k, v in json.loads((run / "results.json").read_text()).items()
                                             if k != "train_seconds"}, (run / "predictions.tsv").read_text())
@@ -149,7 +149,7 @@ def slurm_recipe(slurm_session, tiny_recipe, tmp_path_factory):
 
 def test_slurm_recipe_equals_local(slurm, slurm_recipe, tiny_recipe):
     for log in (slurm_recipe / "data/synth/feats/fbank/log/make_feats.1.log",
-                slurm_recipe / "exp/synth/fbank_lstm/loso/log/train.1.log"):
+                slurm_recipe / TINY_SYSTEM / "loso/log/train.1.log"):
         assert "# Running on " in log.read_text(), f"{log} did not come from a Slurm job"
         assert (log.parent / "q").is_dir()
     assert results(slurm_recipe) == results(tiny_recipe)
@@ -159,14 +159,14 @@ def test_slurm_failed_training_reruns_only_that_fold(slurm, slurm_recipe, tiny_r
     """A training task that fails fails the stage, naming its log; the rerun
     trains only that fold. The rerun asks for a GPU (--gpu 1), which without
     CUDA changes nothing."""
-    exp = slurm_recipe / "exp/synth/fbank_lstm/loso/seed1"
+    exp = slurm_recipe / TINY_SYSTEM / "loso/seed1"
     stats = slurm_recipe / "data/synth/feats/fbank/cmvn/loso/fold2.npz"
     shutil.rmtree(exp / "fold2")
     stats.rename(stats.with_suffix(".bak"))
     env = {"cmd_backend": "slurm", **slurm.env}
     result = run_recipe(slurm_recipe, "--stage", "5", "--stop-stage", "6", *TINY, env=env, check=False)
     assert result.returncode != 0
-    log = "exp/synth/fbank_lstm/loso/log/train.1.log"
+    log = f"{TINY_SYSTEM}/loso/log/train.1.log"
     assert f"slurm.pl: 1 / 1 failed, log is in {log}" in result.stderr
     assert "fold2.npz: normalisation statistics not found" in (slurm_recipe / log).read_text()
 

@@ -11,6 +11,7 @@ import soundfile as sf
 
 from ser.corpora import CORPORA
 from ser.corpora.casia import prepare_casia
+from ser.corpora.common import speaker_ids
 from ser.corpora.emodb import prepare_emodb
 from ser.corpora.enterface import prepare_enterface
 from ser.corpora.gemep import prepare_gemep
@@ -18,7 +19,7 @@ from ser.corpora.iemocap import prepare_iemocap
 from ser.corpora.ravdess import prepare_ravdess
 from ser.corpora.synth import prepare_synth
 from ser.errors import CorpusError, SerError
-from tests.fixtures_corpora import (AVI, WAV, iemocap_labels, make_casia, make_emodb,
+from tests.fixtures_corpora import (AVI, FLAC, WAV, iemocap_labels, make_casia, make_emodb,
                                     make_enterface, make_gemep, make_iemocap, make_ravdess,
                                     write_tree)
 
@@ -70,6 +71,61 @@ def test_empty_corpus_names_the_path(name, tmp_path):
     empty.mkdir()
     with fails_naming(empty):
         CORPORA[name].prepare(empty, tmp_path / "out")
+
+
+def upper_case_suffixes(corpus: Path) -> Path:
+    """Renames every .wav to .WAV, but the first one to .Wav."""
+    for index, path in enumerate(sorted(corpus.rglob("*.wav"))):
+        path.rename(path.with_suffix(".Wav" if index == 0 else ".WAV"))
+    return corpus
+
+
+@pytest.mark.parametrize("make, prepare, count", [
+    (make_casia, prepare_casia, 8), (make_casia, prepare_synth, 8), (make_emodb, prepare_emodb, 7),
+    (make_gemep, prepare_gemep, 5), (make_ravdess, prepare_ravdess, 15),
+    (make_iemocap, prepare_iemocap, 6)])
+def test_upper_case_suffixes_are_found(make, prepare, count, tmp_path):
+    corpus = upper_case_suffixes(make(tmp_path))
+    manifests = prepare(corpus)
+    assert len(manifests["recordings"]) == count
+    suffixes = {Path(r.sources[0].source).suffix for r in manifests["recordings"]}
+    assert suffixes <= {".WAV", ".Wav"} and ".WAV" in suffixes
+
+
+def test_enterface_upper_case_suffix(tmp_path):
+    corpus = write_tree(tmp_path / "e", {"subject 1/anger/sentence 1/s1_an_1.AVI": AVI})
+    assert len(prepare_enterface(corpus, tmp_path / "out")["recordings"]) == 1
+
+
+def test_flac_is_found(tmp_path):
+    corpus = write_tree(tmp_path / "c", {"a/angry/1.flac": FLAC, "a/sad/2.FLAC": FLAC, "a/sad/3.wav": WAV})
+    manifests = prepare_casia(corpus)
+    assert sorted(s.id for s in manifests["supervisions"]) == ["a-angry-1", "a-sad-2", "a-sad-3"]
+
+
+# --- speaker ids ------------------------------------------------------------------
+
+def test_speaker_ids_are_kaldi_safe():
+    names = ["wangzhe", "wangzhe+2", "Müller", "a_b", "a+b", "a,b", "张三", "李四", "spk.1"]
+    ids = speaker_ids(names)
+    assert ids["wangzhe"] == "wangzhe" and ids["spk.1"] == "spk.1" and ids["a_b"] == "a_b"
+    assert ids["wangzhe+2"] == "wangzhe_2" and ids["Müller"] == "Muller"
+    # Names that meet once made safe keep apart by a hash of the name.
+    assert ids["a+b"].startswith("a_b_") and ids["a,b"].startswith("a_b_") and ids["a+b"] != ids["a,b"]
+    assert ids["张三"].startswith("___") and ids["张三"] != ids["李四"]
+    assert all(c.isascii() and (c.isalnum() or c in "_.") for sid in ids.values() for c in sid)
+    assert len(set(ids.values())) == len(names)
+    assert speaker_ids(reversed(names)) == ids
+
+
+def test_utterance_ids_follow_the_speaker_id(tmp_path):
+    corpus = write_tree(tmp_path / "c", {"wangzhe+2/angry/201 copy.wav": WAV,
+                                         "wangzhe/angry/201.wav": WAV})
+    manifests = prepare_casia(corpus)
+    assert {s.id: s.speaker for s in manifests["supervisions"]} == {
+        "wangzhe_2-angry-201_copy": "wangzhe_2", "wangzhe-angry-201": "wangzhe"}
+    assert by_id(manifests, "gender") == {"wangzhe_2-angry-201_copy": None, "wangzhe-angry-201": "m"}
+    assert [r.id for r in manifests["recordings"]] == sorted(by_id(manifests, "speaker"))
 
 
 # --- CASIA and the synthetic corpus (same layout) ---------------------------------

@@ -90,6 +90,7 @@ def make_data_dir(tmp_path: Path, num_good: int, num_bad: int) -> Path:
         path.write_bytes(b"RIFF garbage")
         lines.append(f"spk-zbad{i} {path}")
     (data / "wav.scp").write_text("\n".join(sorted(lines)) + "\n")
+    (data / ".done").write_text("stage=hand-made\n")  # the feature stage reads prepared dirs only
     return data
 
 
@@ -132,9 +133,19 @@ def test_too_many_failures_fail_the_stage_without_a_product(tmp_path):
     assert not (feat_dir / "feats.scp").exists() and not (feat_dir / ".done").exists()
 
 
-def test_changed_settings_are_refused_not_mixed(tmp_path):
+def test_changed_settings_rebuild_never_mix(tmp_path):
     data = make_data_dir(tmp_path, num_good=2, num_bad=0)
     feat_dir = tmp_path / "feats"
     assert make_feats(data, feat_dir).returncode == 0
     out = make_feats(data, feat_dir, "--feat-opts", "num_filters=40")
-    assert out.returncode != 0 and "made with other settings" in out.stderr
+    assert out.returncode == 0, out.stderr
+    assert "was made from other inputs or settings" in out.stderr and "feat_opts=num_filters=40" in out.stderr
+    assert "rebuilding" in out.stderr
+    assert {m.shape[1] for _, m in kaldiio.load_scp(str(feat_dir / "feats.scp")).items()} == {40}
+    assert "feat_opts=num_filters=40" in (feat_dir / ".done").read_text()
+    # A changed input is a changed record too: the data dir prepared again.
+    (data / ".done").write_text("stage=hand-made again\n")
+    out = make_feats(data, feat_dir, "--feat-opts", "num_filters=40")
+    assert out.returncode == 0 and "rebuilding" in out.stderr
+
+

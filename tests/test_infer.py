@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 from scipy.signal import resample_poly
 
-from conftest import ROOT, TINY, run_recipe
+from conftest import ROOT, TINY, TINY_SYSTEM, run_recipe
 from ser import EmotionClassifier
 from ser.audio import SAMPLE_RATE, load_audio
 from ser.bin.infer import main as infer_main
@@ -28,7 +28,7 @@ from ser.features import build_extractor
 from ser.model import MODEL_VARIANTS, build_model
 from ser.train import load_fold_data, predict
 
-SYSTEM = "exp/synth/fbank_lstm"
+SYSTEM = TINY_SYSTEM
 
 
 @pytest.fixture(scope="module")

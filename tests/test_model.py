@@ -78,7 +78,7 @@ def test_training_uses_fast_recurrence():
 @pytest.mark.parametrize("variant", MODEL_VARIANTS)
 def test_output_shape_with_default_config(variant):
     config = load_model_config(variant)
-    assert config["variant"] == variant and config["hidden_size"] == 256 and config["num_layers"] == 2
+    assert config["variant"] == variant and config["num_layers"] == 2  # the paper's depth
     model = build_model(input_dim=93, num_classes=6, **config)
     logits = model(torch.randn(3, 11, 93), torch.tensor([11, 4, 1]))
     assert logits.shape == (3, 6) and torch.isfinite(logits).all()
@@ -111,7 +111,8 @@ def test_overfits_twenty_utterances(variant):
     feats = torch.randn(20, int(lengths.max()), 5)
     feats.masked_fill_((torch.arange(feats.size(1)) >= lengths[:, None]).unsqueeze(2), 0.0)
     labels = torch.randint(6, (20,))
-    model = small_model(variant, hidden_size=32, fc_dim=32).train()
+    # Without dropout: the loop stops on training-mode logits.
+    model = small_model(variant, hidden_size=32, fc_dim=32, dropout=0.0, input_dropout=0.0, rnn_dropout=0.0).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(300):
         optimizer.zero_grad()
@@ -139,6 +140,57 @@ def test_bad_inputs_raise(feats, lengths, message):
         small_model("lstm_tf_at")(feats, lengths)
 
 
+@pytest.mark.parametrize("variant", ["lstm_tf_at", "gru"])
+@pytest.mark.parametrize("frame_stack", [2, 3])
+def test_frame_stacking_keeps_padding_invisible(variant, frame_stack):
+    model = small_model(variant, frame_stack=frame_stack)
+    torch.manual_seed(1)
+    short, long = torch.randn(1, 7, 5), torch.randn(1, 13, 5)
+    # Whatever pads the batch (not only zeros) must not reach the short utterance.
+    batch = torch.cat([torch.cat([short, torch.full((1, 6, 5), 3.0)], dim=1), long])
+    with torch.no_grad():
+        alone = model(short, torch.tensor([7]))
+        batched = model(batch, torch.tensor([7, 13]))
+    torch.testing.assert_close(batched[:1], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_frame_stacking_concatenates_consecutive_frames():
+    model = small_model("lstm", input_dim=2, frame_stack=3)
+    feats = torch.arange(14.0).reshape(1, 7, 2)
+    stacked, lengths = model._stack_frames(feats, torch.tensor([7]))
+    assert stacked.shape == (1, 3, 6) and lengths.tolist() == [3]
+    assert stacked[0, 1].tolist() == [6.0, 7.0, 8.0, 9.0, 10.0, 11.0]
+    assert stacked[0, 2].tolist() == [12.0, 13.0, 0.0, 0.0, 0.0, 0.0]  # zero-padded to a whole step
+    assert model.encoder.rnn.input_size == 6
+
+
+def test_defaults_come_from_the_variant_yaml(tmp_path, monkeypatch):
+    yaml_config = load_model_config("lstm_tf_at")
+    model = build_model(93, 6, "lstm_tf_at")
+    for name, value in yaml_config.items():
+        if value is not None:
+            assert model.config[name] == value, name
+    assert model.config["gate_size"] == model.config["attention_size"] == model.config["hidden_size"]
+    assert build_model(93, 6, "lstm_tf_at", hidden_size=16).config["gate_size"] == 16  # null: H
+    (tmp_path / "lstm.yaml").write_text("variant: lstm\nhidden_size: 8\n")
+    monkeypatch.setattr("ser.model.CONF_DIR", tmp_path)
+    with pytest.raises(ValueError, match="must set exactly"):
+        build_model(93, 6, "lstm")
+
+
+@pytest.mark.parametrize("variant", ["lstm_tf_at", "lstm_tf"])
+def test_recurrent_dropout_is_active_in_training_only(variant):
+    model = small_model(variant, rnn_dropout=0.5, input_dropout=0.5)
+    feats, lengths = torch.randn(2, 9, 5), torch.tensor([9, 5])
+    with torch.no_grad():
+        assert torch.equal(model(feats, lengths), model(feats, lengths))  # eval: deterministic
+        model.train()
+        torch.manual_seed(0)
+        first = model(feats, lengths)
+        torch.manual_seed(1)
+        assert not torch.equal(first, model(feats, lengths))
+
+
 def test_bad_configs_raise():
     with pytest.raises(ValueError, match="unknown model variant"):
         build_model(93, 6, variant="transformer")
@@ -150,6 +202,10 @@ def test_bad_configs_raise():
         build_model(93, 6, variant="lstm_at", attention_size=64)
     with pytest.raises(ValueError, match="hidden_size"):
         build_model(93, 6, variant="lstm", hidden_size=0)
+    with pytest.raises(ValueError, match="frame_stack"):
+        build_model(93, 6, variant="lstm", frame_stack=0)
+    with pytest.raises(ValueError, match="rnn_dropout"):
+        build_model(93, 6, variant="gru", rnn_dropout=1.0)
     with pytest.raises(FileNotFoundError, match="variants"):
         load_model_config("no_such_variant")
 
@@ -157,9 +213,11 @@ def test_bad_configs_raise():
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
 @pytest.mark.parametrize("variant", MODEL_VARIANTS)
 def test_config_round_trip_and_torchscript_export(variant):
-    options = dict(peephole=True, gate_size=7) if variant.endswith("_at") else {}
+    options = dict(frame_stack=2, rnn_dropout=0.2, input_dropout=0.1)
+    if variant.endswith("_at"):
+        options.update(peephole=True, gate_size=7)
     model = small_model(variant, **options)
-    rebuilt = build_model(**model.config)
+    rebuilt = build_model(**model.config).eval()
     assert rebuilt.config == model.config
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
     rebuilt.load_state_dict(model.state_dict())

@@ -12,10 +12,11 @@ import kaldiio
 import pytest
 from lhotse import load_manifest
 
-from conftest import TINY, copy_recipe, run_recipe
+from conftest import TINY, TINY_SYSTEM, copy_recipe, run_recipe
 from ser.datadir import read_table, validate_data_dir
 
-EXP = "exp/synth/fbank_lstm/loso"
+EXP = f"{TINY_SYSTEM}/loso"
+SYSTEM_NAME = TINY_SYSTEM.split("/")[-1]
 
 
 def test_every_stage_produces_its_outputs(tiny_recipe):
@@ -46,10 +47,10 @@ def test_every_stage_produces_its_outputs(tiny_recipe):
                      "predictions.tsv", "log/train.log"):
             assert (run / name).is_file(), name
         assert "epoch 2/2" in (run / "log" / "train.log").read_text()
-    report = (tiny_recipe / "exp" / "synth" / "fbank_lstm" / "RESULTS.md").read_text()
+    report = (tiny_recipe / TINY_SYSTEM / "RESULTS.md").read_text()
     assert "| **mean ± std** |" in report and "fold3" in report
     assert "training part only" in report
-    assert "fbank_lstm | loso" in (tiny_recipe / "exp" / "synth" / "RESULTS.md").read_text()
+    assert f"{SYSTEM_NAME} | loso" in (tiny_recipe / "exp" / "synth" / "RESULTS.md").read_text()
 
 
 def test_second_run_does_no_work(tiny_recipe):
@@ -61,7 +62,7 @@ def test_second_run_does_no_work(tiny_recipe):
     out = run_recipe(tiny_recipe, "--stage", "1", *TINY)
     assert [p.stat().st_mtime_ns for p in watched] == before
     for skipped in ("data/synth is complete", "folds/loso is complete", "fbank is complete",
-                    "cmvn/loso is complete", "are complete; skipping"):
+                    "cmvn/loso is complete", "are complete with these settings; skipping"):
         assert skipped in out.stderr
     assert "| **mean ± std** |" in out.stdout
     assert time.time() - start < 60
@@ -92,16 +93,19 @@ def test_casia_preparation_and_features(casia_dir, tmp_path):
     assert len(read_table(recipe / "data/casia/feats/fbank/feats.scp")) == 1200
 
 
+SMALL_SYSTEM = "exp/synth/fbank_lstm_hidden_size16_num_layers1_batch_size16_epochs2_small"
+
+
 def test_compare_two_systems(tiny_recipe):
     opts = list(TINY)
     opts[opts.index("--model-opts") + 1] = "hidden_size=16 num_layers=1"
     run_recipe(tiny_recipe, "--stage", "5", *opts, "--exp-tag", "small")
-    out = subprocess.run([sys.executable, "local/compare.py", "exp/synth/fbank_lstm_small",
-                          "exp/synth/fbank_lstm"], cwd=tiny_recipe, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "local/compare.py", SMALL_SYSTEM, TINY_SYSTEM], cwd=tiny_recipe, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "| fold3 | 1 |" in out.stdout and "left-tailed p (A < B)" in out.stdout
     corpus_table = (tiny_recipe / "exp" / "synth" / "RESULTS.md").read_text()
-    assert "fbank_lstm_small | loso" in corpus_table and "fbank_lstm | loso" in corpus_table
-    out = subprocess.run([sys.executable, "local/compare.py", "exp/synth/fbank_lstm", "exp/synth/nothing"],
+    assert f"{SMALL_SYSTEM.split('/')[-1]} | loso" in corpus_table
+    assert f"{SYSTEM_NAME} | loso" in corpus_table
+    out = subprocess.run([sys.executable, "local/compare.py", TINY_SYSTEM, "exp/synth/nothing"],
                          cwd=tiny_recipe, capture_output=True, text=True)
     assert out.returncode == 1 and "choose --protocol" in out.stderr

@@ -5,19 +5,53 @@ log() {
   echo -e "$(date '+%Y-%m-%d %H:%M:%S') ($fname:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*" >&2
 }
 
-# A step's output dir is complete when <dir>/.done holds the step's settings.
-# is_done: 0 if complete with these settings, 1 if not complete; exits with an
-# error when the dir was completed with other settings, since later stages may
-# have been built on it: the user must remove it or choose another name.
-is_done() {  # is_done <dir> <settings>
+# Records. A stage's output dir is complete when <dir>/.done exists, and .done holds
+# the record of what made it: the stage's settings and the record ids of the stage
+# outputs it read, one "key=value" per line. A record id is a short hash of .done,
+# so records chain: when an upstream stage is rebuilt, every record below it differs.
+
+record_id() {  # record_id <dir>: short hash of <dir>/.done, or "none" if incomplete
+  if [ -f "$1/.done" ]; then sha1sum < "$1/.done" | cut -c1-12; else echo none; fi
+}
+
+# check_record <dir> <record>: 0 when <dir> is complete with this record, 1 when it is
+# not complete, 2 when it was completed with another record (the differences go to stderr).
+check_record() {
   [ -f "$1/.done" ] || return 1
   [ "$(cat "$1/.done")" = "$2" ] && return 0
-  echo "ERROR: $1 was made with other settings:" >&2
-  echo "  then: $(cat "$1/.done")" >&2
-  echo "  now:  $2" >&2
-  echo "Remove $1 (and what was built on it), or give the new settings another name." >&2
-  exit 1
+  echo "$1 was made from other inputs or settings:" >&2
+  diff "$1/.done" <(printf '%s\n' "$2") | sed -n 's/^< /  then: /p; s/^> /  now:  /p' >&2
+  return 2
 }
-mark_done() {  # mark_done <dir> <settings>
-  printf '%s' "$2" > "$1/.done.tmp" && mv "$1/.done.tmp" "$1/.done"
+
+mark_done() {  # mark_done <dir> <record>
+  printf '%s\n' "$2" > "$1/.done.tmp" && mv "$1/.done.tmp" "$1/.done"
+}
+
+# is_done <dir> <record>: 0 when complete with this record; 1 when it must be
+# (re)built. Stage outputs are functions of their record, so an output made from
+# other inputs is rebuilt, never reused; its .done goes first so a killed rebuild
+# cannot leave it looking complete.
+is_done() {
+  local rc=0
+  check_record "$1" "$2" || rc=$?
+  case $rc in
+    0) return 0 ;;
+    2) log "rebuilding $1"; rm -f "$1/.done" ;;
+  esac
+  return 1
+}
+
+# lock_dir <dir>: one writer per output dir. The lock is held on an open file
+# descriptor that the stage's jobs inherit, so it lasts until the last of them has
+# ended, also when the driver was killed; a second run waits for it.
+lock_dir() {
+  local lock="${1%/}.lock" fd
+  mkdir -p "$(dirname "$lock")"
+  exec {fd}>>"$lock"
+  if ! flock -n "$fd"; then
+    log "another run is writing $1; waiting for it to end (lock: $lock)"
+    flock "$fd"
+    log "lock on $1 acquired"
+  fi
 }

@@ -3,7 +3,8 @@
 #   run.pl [options] [JOB=1:N] LOG CMD ARGS...
 # Runs CMD once per task with JOB (or whatever name is given) replaced by the task
 # index in LOG and in CMD; the command's output goes to the task's log. Exits
-# non-zero and names the failed logs when any task fails.
+# non-zero and names the failed logs when any task fails. The tasks do not outlive
+# their caller: when it or run.pl dies, even by kill -9, they are killed too.
 # Options (accepted by every backend; the local one honours --max-jobs-run and
 # --num-threads, and ignores the scheduler-only ones):
 #   --max-jobs-run N   at most N tasks at once [default: number of CPUs]
@@ -11,7 +12,8 @@
 #   --mem X, --gpu N, --time T   scheduler resources, ignored locally
 use strict;
 use warnings;
-use POSIX ":sys_wait_h";
+use POSIX qw(:sys_wait_h setpgid);
+use Time::HiRes ();
 use File::Basename qw(dirname);
 use File::Path qw(make_path);
 
@@ -62,26 +64,81 @@ if (!$max_jobs_run) {
   $max_jobs_run = `env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null` || 1;
   chomp $max_jobs_run;
 }
+die "run.pl: --max-jobs-run must be a positive integer, not '$max_jobs_run'\n" unless $max_jobs_run =~ /^[1-9]\d*$/;
 
-my %running;        # pid => task index
-my @failed;
-my $interrupted = 0;
-sub kill_all { kill 'TERM', -$_ for keys %running; }
-$SIG{INT} = $SIG{TERM} = sub { $interrupted = 1; kill_all(); };
+# Every task runs in its own process group, led by a forked copy of this script
+# that runs the command as its child, so one signal to the group stops the whole
+# task (bash, python and its workers). A process group outlives the processes
+# that made it, so each side watches the other instead of relying on signals
+# that a kill -9 never sends: a group leader whose run.pl is gone kills its
+# group, and run.pl stops its tasks when the script that called it is gone.
+# Nothing closes inherited file descriptors, so a lock that the caller holds on
+# one stays held for as long as any of its tasks is alive.
+my $tick = 0.2;     # seconds between checks; a finished task wakes us at once
+my $grace = 2;      # seconds between TERM and KILL when stopping tasks
+my $runner = $$;
+my $caller = getppid();
 
-sub reap {
-  my ($blocking) = @_;
-  my $pid = waitpid(-1, $blocking ? 0 : WNOHANG);
-  return 0 if $pid <= 0 || !exists $running{$pid};
-  my $task = delete $running{$pid};
-  push @failed, $task if $? != 0;
-  return 1;
+sub run_task {      # in the forked group leader; never returns
+  my ($task_cmd, $log) = @_;
+  setpgrp(0, 0);
+  # A TERM to the group is for the command: outlive it to log how it ended.
+  $SIG{INT} = $SIG{TERM} = sub { };
+  POSIX::_exit(1) if getppid() != $runner;
+  $ENV{OMP_NUM_THREADS} = $num_threads if $num_threads;
+  my $start = time();
+  my $pid = fork();
+  if (defined $pid && $pid == 0) {
+    exec('bash', '-c', "( $task_cmd ) >>'$log' 2>&1") or POSIX::_exit(127);
+  }
+  my $code = 127;
+  while (defined $pid) {
+    # run.pl is gone (killed with its caller, or by itself): nobody will wait
+    # for this task or stop it, so stop it now, this process included.
+    if (getppid() != $runner) { kill 'KILL', -$$; POSIX::_exit(137); }
+    my $done = waitpid($pid, WNOHANG);
+    if ($done == $pid) { $code = $? & 127 ? 128 + ($? & 127) : $? >> 8; last; }
+    last if $done < 0;
+    select(undef, undef, undef, $tick);
+  }
+  open(my $out, '>>', $log);
+  print $out "# Accounting: time=" . (time() - $start) . " threads=" . ($num_threads || 1) . "\n";
+  print $out "# Ended (code $code) at " . localtime() . ", elapsed time " . (time() - $start) . " seconds\n";
+  close $out;
+  exit($code > 255 ? 1 : $code);
 }
 
+my %running;        # pid of the task's group leader (= its process group) => task index
+my @failed;
+my ($interrupted, $orphaned) = (0, 0);
+my (@stopped, $kill_at, $killed);   # the groups sent TERM, when to KILL them, whether done
+$SIG{INT} = $SIG{TERM} = sub { $interrupted = 1; };
+$SIG{CHLD} = sub { };   # only to cut the sleep in wait_tick short
+
+# Reap finished tasks; on an interrupt, or when our caller has died, TERM every
+# task's group, and KILL the groups after the grace. The KILL also reaches
+# processes that ignored the TERM and outlived their group's leader.
+sub check_tasks {
+  while ((my $pid = waitpid(-1, WNOHANG)) > 0) {
+    my $task = delete $running{$pid};
+    push @failed, $task if defined $task && $? != 0;
+  }
+  $orphaned = 1 if getppid() != $caller;
+  if (($interrupted || $orphaned) && !defined $kill_at) {
+    @stopped = keys %running;
+    kill 'TERM', map { -$_ } @stopped;
+    $kill_at = Time::HiRes::time() + $grace;
+  } elsif (defined $kill_at && !$killed && Time::HiRes::time() >= $kill_at) {
+    kill 'KILL', map { -$_ } @stopped;
+    $killed = 1;
+  }
+}
+sub wait_tick { check_tasks(); select(undef, undef, undef, $tick) if %running; }
+
 for my $task ($first .. $last) {
-  last if $interrupted;
-  while (scalar(keys %running) >= $max_jobs_run) { reap(1) or last; }
-  last if $interrupted;
+  check_tasks();
+  wait_tick() while !$interrupted && !$orphaned && keys %running >= $max_jobs_run;
+  last if $interrupted || $orphaned;
   (my $log = $logfile) =~ s/\b$jobname\b/$task/g if defined $jobname;
   $log = $logfile unless defined $jobname;
   (my $task_cmd = $cmd) =~ s/\b$jobname\b/$task/g if defined $jobname;
@@ -92,23 +149,21 @@ for my $task ($first .. $last) {
   close $fh;
   my $pid = fork();
   die "run.pl: fork failed: $!\n" unless defined $pid;
-  if ($pid == 0) {
-    setpgrp(0, 0);  # own process group, so an interrupt can stop the whole task
-    $ENV{OMP_NUM_THREADS} = $num_threads if $num_threads;
-    my $start = time();
-    my $rc = system('bash', '-c', "( $task_cmd ) >>'$log' 2>&1");
-    my $code = $rc == -1 ? 127 : ($rc & 127 ? 128 + ($rc & 127) : $rc >> 8);
-    open(my $out, '>>', $log);
-    print $out "# Accounting: time=" . (time() - $start) . " threads=" . ($num_threads || 1) . "\n";
-    print $out "# Ended (code $code) at " . localtime() . ", elapsed time " . (time() - $start) . " seconds\n";
-    close $out;
-    exit($code > 255 ? 1 : $code);
-  }
+  run_task($task_cmd, $log) if $pid == 0;
+  setpgid($pid, $pid);  # as the child does: a stop right after the fork must find the group
   $running{$pid} = $task;
 }
-while (%running) { reap(1) or last; }
+wait_tick() while %running;
+while (defined $kill_at && !$killed && grep { kill 0, -$_ } @stopped) {
+  check_tasks();
+  select(undef, undef, undef, $tick);
+}
 
 my $ntasks = $last - $first + 1;
+if ($orphaned) {
+  print STDERR "run.pl: the calling process (pid $caller) died; stopped the running tasks of $logfile\n";
+  exit 1;
+}
 if ($interrupted) {
   print STDERR "run.pl: interrupted; stopped the running tasks of $logfile\n";
   exit 130;

@@ -9,7 +9,7 @@ from pathlib import Path
 import kaldiio
 
 from ser.bin import run_tool
-from ser.cmvn import CMVN_MODES, accumulate, save_stats, stats_path
+from ser.cmvn import CMVN_MODES, STATELESS_MODES, accumulate, save_stats, stats_path
 from ser.datadir import read_data_dir, read_table
 from ser.errors import SerError
 from ser.folds import list_folds, read_fold
@@ -17,7 +17,7 @@ from ser.folds import list_folds, read_fold
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--mode", required=True, choices=[m for m in CMVN_MODES if m != "none"])
+    p.add_argument("--mode", required=True, choices=[m for m in CMVN_MODES if m not in STATELESS_MODES])
     p.add_argument("--data-dir", required=True, type=Path)
     p.add_argument("--feat-dir", required=True, type=Path)
     p.add_argument("--folds-dir", type=Path, help="needed for --mode train")

@@ -1,4 +1,5 @@
-"""Computes frame-level features for one JOB split of a wav.scp and writes them with
+"""Computes frame-level features for one JOB split of a wav.scp (file or ``command |``
+entries, both read by ser.audio.load_audio) and writes them with
 kaldiio as ``<out>.ark`` and ``<out>.scp``; unusable files go to ``<out>.failed``
 with the reason, frame counts to ``<out>.num_frames``, and the feature type's
 description (options, dimension, frame shift, column names) to ``<out>.info.json``.
@@ -47,9 +48,9 @@ def main(argv=None) -> None:
     failed, num_frames = [], []
     with kaldiio.WriteHelper(f"ark,scp:{ark},{tmp_scp}",
                              compression_method=2 if args.compress else None) as writer:
-        for utt, path in tqdm(wavs.items(), desc=args.out.name, mininterval=5):
+        for utt, entry in tqdm(wavs.items(), desc=args.out.name, mininterval=5):
             try:
-                feats = extract_features(extractor, load_audio(path), path)
+                feats = extract_features(extractor, load_audio(entry), entry)
             except AudioError as err:
                 failed.append(f"{utt}\t{err.path}\t{err.reason}\n")
                 continue

@@ -2,8 +2,8 @@
 predicted emotion and every class's posterior, as CSV (default) or JSON lines.
 
 Inputs: audio files (any sample rate, mono or stereo), directories (searched
-recursively for *.wav and *.flac) and Kaldi wav.scp files (``<id> <path>`` lines; the
-line's id names the result). A file that cannot be classified gets a line with the
+recursively for *.wav and *.flac, the suffix in any case) and Kaldi wav.scp files
+(``<id> <path>`` or ``<id> <command> |`` lines; the line's id names the result). A file that cannot be classified gets a line with the
 reason in ``error`` and the others are still classified. Files longer than
 --chunk-seconds are classified in overlapping chunks whose posteriors are averaged.
 Exit status: 0 every file classified, 1 some failed, 2 usage error."""

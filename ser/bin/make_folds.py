@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ser.bin import run_tool
 from ser.datadir import read_data_dir
-from ser.folds import PAPER_TEST_SHARE, PROTOCOLS, make_folds, write_folds
+from ser.folds import DEFAULT_VALID_SHARE, PAPER_TEST_SHARE, PROTOCOLS, make_folds, write_folds
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -18,7 +18,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-folds", type=int, default=None,
                    help="K for speaker_kfold, repeats for random")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--valid-share", type=float, default=0.1)
+    p.add_argument("--valid-share", type=float, default=DEFAULT_VALID_SHARE)
     p.add_argument("--test-share", type=float, default=PAPER_TEST_SHARE, help="for random")
     return p
 

@@ -1,16 +1,23 @@
 """Prepares a corpus: Lhotse manifests in ``<data_dir>/manifests`` and a checked Kaldi
-data dir in ``<data_dir>``. For ``synth``, first makes the corpus if it is missing."""
+data dir in ``<data_dir>``. For ``synth``, first makes the corpus if it is missing.
+
+The audio is checked (ser/audio_checks.py): files of a sample rate below
+--min-sample-rate, near-silent or heavily clipped files are listed with the reason in
+``<data_dir>/audio_warnings.txt``; --exclude-low-rate leaves the low-rate files out,
+listed in ``<data_dir>/manifests/<corpus>_excluded.txt``."""
 from __future__ import annotations
 
 import argparse
 import logging
 from pathlib import Path
 
+from ser.audio_checks import (LOW_RATE, MIN_SAMPLE_RATE, check_corpus_audio,
+                              write_audio_warnings)
 from ser.bin import run_tool
 from ser.config import parse_key_values
 from ser.corpora import CORPORA, get_corpus
+from ser.corpora.common import exclude_utterances, write_manifests
 from ser.datadir import validate_data_dir, write_data_dir
-
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -23,25 +30,45 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--synth-speakers", type=int, default=4)
     p.add_argument("--synth-sentences", type=int, default=20)
     p.add_argument("--synth-seed", type=int, default=0)
+    p.add_argument("--min-sample-rate", type=int, default=MIN_SAMPLE_RATE,
+                   help="audio of a lower sample rate gets a warning (it is upsampled)")
+    p.add_argument("--exclude-low-rate", action="store_true",
+                   help="leave out audio of a sample rate below --min-sample-rate")
     return p
 
 
 def main(argv=None) -> None:
     args = get_parser().parse_args(argv)
-    args.corpus_dir = args.corpus_dir.resolve()  # wav.scp must work from any directory
+    # Absolute, so that wav.scp works from any directory; not resolved, so that a
+    # symlink keeps a path with spaces (which needs a pipe entry) out of wav.scp.
+    args.corpus_dir = args.corpus_dir.absolute()
+    manifest_dir = args.data_dir.absolute() / "manifests"  # enterface extracts audio there
     if args.corpus == "synth" and not args.corpus_dir.is_dir():
         from ser.corpora.synth import generate_synth_corpus
         logging.info("making the synth corpus in %s", args.corpus_dir)
         generate_synth_corpus(args.corpus_dir, args.synth_speakers, args.synth_sentences,
                               args.synth_seed)
-    manifests = get_corpus(args.corpus).prepare(args.corpus_dir, args.data_dir / "manifests",
+    manifests = get_corpus(args.corpus).prepare(args.corpus_dir, manifest_dir,
                                                 **parse_key_values(args.corpus_opts))
+    warnings = check_corpus_audio(manifests["recordings"], manifests["supervisions"],
+                                  min_sample_rate=args.min_sample_rate)
+    if args.exclude_low_rate:
+        low_rate = {w.utt: (w.path, w.problems[LOW_RATE]) for w in warnings if LOW_RATE in w.problems}
+        if low_rate:
+            logging.warning("%s: %d file(s) of a sample rate below %d Hz excluded, e.g. %s",
+                            args.corpus, len(low_rate), args.min_sample_rate,
+                            next(iter(low_rate.values()))[0])
+            manifests = exclude_utterances(manifests, low_rate, args.corpus)
+            write_manifests(manifests, args.corpus, manifest_dir)
+            warnings = [w for w in warnings if w.utt not in low_rate]
     write_data_dir(manifests["recordings"], manifests["supervisions"], manifests["emotions"],
                    args.data_dir)
     data = validate_data_dir(args.data_dir, manifests["supervisions"])
     logging.info("%s: %d utterances, %d speakers, %d emotions (%d excluded) in %s", args.corpus,
                  len(data.utts), len(data.speakers), len(data.emotions),
                  len(manifests["excluded"]), args.data_dir)
+    # Last, so that the count is the stage's last word.
+    write_audio_warnings(args.data_dir / "audio_warnings.txt", warnings)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,13 @@
 """Scores trained runs on their fold's test utterances: writes ``predictions.tsv``
 (utterance, reference, hypothesis, posteriors), ``results.json`` (UAR, WA,
 macro-F1, per-class recall, confusion matrix) and ``confusion.png`` into each run
-directory given."""
+directory given.
+
+Before scoring, a run's record (its ``.done``) is checked against what scoring
+reads now: the fold's utterance lists (``--folds-dir``, default the folds the run
+was trained on), the data and the features. A model is never scored on lists or
+features other than those it was trained with. A run whose ``results.json`` was
+made from the same record is not scored again."""
 from __future__ import annotations
 
 import argparse
@@ -18,25 +24,60 @@ from ser.errors import SerError
 from ser.folds import read_fold
 from ser.metrics import confusion_text, plot_confusion, scores
 from ser.model import build_model
+from ser.provenance import fold_lists_hash, read_record, record_id
 from ser.train import load_fold_data, predict
 
 
-def score_run(run_dir: Path) -> dict:
-    if not (run_dir / ".done").is_file():
+def check_record(run_dir: Path, cfg: dict, folds_dir: Path) -> dict:
+    """The run's record, after checking that scoring reads what training read."""
+    record = read_record(run_dir)
+    if record is None:
         raise SerError(f"{run_dir}: training is not complete (no .done)")
-    cfg = json.loads((run_dir / "run_config.json").read_text())
-    best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
-    model = build_model(**best["model_config"])
-    model.load_state_dict(best["model"])
+    if "inputs" not in record or "fold_lists" not in record:
+        raise SerError(f"{run_dir}/.done: no training record (made by an older recipe); "
+                       f"remove {run_dir.parent.parent} and train again")
+    now = fold_lists_hash(folds_dir, cfg["fold"])
+    if now != record["fold_lists"]:
+        raise SerError(f"{run_dir}: the model was trained with other utterance lists than "
+                       f"{folds_dir / cfg['fold']} holds now (fold lists {record['fold_lists']}, "
+                       f"now {now}); scoring it would test on other utterances, possibly ones it "
+                       "trained on. Train it again (remove the run's exp dir).")
+    for name, path in (("data", cfg["data_dir"]), ("feats", cfg["feat_dir"])):
+        if record_id(path) != record["inputs"][name]:
+            raise SerError(f"{run_dir}: {path} has been rebuilt since the model was trained "
+                           f"(record {record['inputs'][name]}, now {record_id(path)}); "
+                           "train it again (remove the run's exp dir)")
+    return record
+
+
+def score_run(run_dir: Path, folds_dir: Path | None = None) -> dict | None:
+    cfg = json.loads((run_dir / "run_config.json").read_text()) if (run_dir / "run_config.json").is_file() else {}
+    if not cfg:
+        raise SerError(f"{run_dir}: training is not complete (no run_config.json)")
+    folds_dir = Path(folds_dir or cfg["folds_dir"])
+    check_record(run_dir, cfg, folds_dir)
+    run_record = record_id(run_dir)
+    results_path = run_dir / "results.json"
+    if results_path.is_file() and json.loads(results_path.read_text()).get("run_record") == run_record:
+        logging.info("%s: scored already", run_dir)
+        return None
     data = read_data_dir(cfg["data_dir"])
-    fold = read_fold(cfg["folds_dir"], cfg["fold"])
+    fold = read_fold(folds_dir, cfg["fold"])
     test = load_fold_data(data, Path(cfg["feat_dir"]), fold.test,
                           Normalizer.load(cfg["cmvn"], cfg["cmvn_stats"]))
     if not len(test):
         raise SerError(f"{run_dir}: no test utterance has features")
-    posteriors = predict(model, test, 128, "cpu")
+    if cfg["model_config"].get("variant") == "svm":
+        from ser.svm import load_svm
+        classifier = load_svm(run_dir)
+        posteriors, labels, selected_epoch = classifier.posteriors(test.feats), classifier.labels, classifier.epoch
+    else:
+        best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
+        model = build_model(**best["model_config"])
+        model.load_state_dict(best["model"])
+        posteriors, labels, selected_epoch = predict(model, test, 128, "cpu"), best["labels"], best["epoch"]
     hyps = posteriors.argmax(-1)
-    labels = best["labels"]
+    excluded = sorted(set(fold.test) - set(test.ids))
     with open(run_dir / "predictions.tsv", "w") as f:
         f.write("utt\tref\thyp\t" + "\t".join(labels) + "\n")
         for utt, ref, hyp, post in zip(test.ids, test.labels, hyps, posteriors):
@@ -44,8 +85,9 @@ def score_run(run_dir: Path) -> dict:
     result = scores(test.labels, hyps, labels)
     history = json.loads((run_dir / "history.json").read_text())
     result.update({"fold": cfg["fold"], "seed": cfg["train_config"]["seed"],
-                   "selected_epoch": best["epoch"], "valid_uar": history["selected"]["valid_uar"],
-                   "num_test_excluded": len(fold.test) - len(test), "cmvn": cfg["cmvn"],
+                   "selected_epoch": selected_epoch, "valid_uar": history["selected"]["valid_uar"],
+                   "num_test_excluded": len(excluded), "test_excluded": excluded, "cmvn": cfg["cmvn"],
+                   "run_record": run_record,
                    "uses_test_speaker_stats": USES_TEST_SPEAKER_STATS[cfg["cmvn"]],
                    "train_seconds": round(sum(h["seconds"] for h in history["history"]), 1)})
     tmp = run_dir / "results.json.tmp"
@@ -61,13 +103,16 @@ def score_run(run_dir: Path) -> dict:
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--folds-dir", type=Path,
+                   help="the folds to score with (checked against the run's); default: the run's own")
     p.add_argument("run_dirs", nargs="+", type=Path)
     return p
 
 
 def main(argv=None) -> None:
-    for run_dir in get_parser().parse_args(argv).run_dirs:
-        score_run(run_dir)
+    args = get_parser().parse_args(argv)
+    for run_dir in args.run_dirs:
+        score_run(run_dir, args.folds_dir)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ser.corpora.common import (BASIC_EMOTIONS, Utterance, build_manifests,
-                                check_corpus_dir)
+                                check_corpus_dir, list_audio)
 from ser.errors import CorpusError
 
 EMOTIONS = BASIC_EMOTIONS
@@ -26,7 +26,8 @@ LAYOUT = "<speaker>/<emotion>/<id>.wav"
 
 def scan_speaker_emotion_tree(corpus_dir: Path, corpus: str, emotions: Sequence[str],
                               speaker_genders: Mapping[str, str]) -> list[Utterance]:
-    """Lists ``<speaker>/<emotion>/<id>.wav``; an unknown emotion folder is an error."""
+    """Lists ``<speaker>/<emotion>/<id>.wav`` (or .flac, the suffix in any case); an
+    unknown emotion folder is an error."""
     utterances = []
     for speaker_dir in sorted(p for p in corpus_dir.iterdir() if p.is_dir()):
         for emotion_dir in sorted(p for p in speaker_dir.iterdir() if p.is_dir()):
@@ -34,7 +35,7 @@ def scan_speaker_emotion_tree(corpus_dir: Path, corpus: str, emotions: Sequence[
                 raise CorpusError(f"{corpus}: {emotion_dir}: emotion folder "
                                   f"{emotion_dir.name!r} is not one of {', '.join(emotions)} "
                                   f"(expected layout {LAYOUT})")
-            for wav in sorted(emotion_dir.glob("*.wav")):
+            for wav in list_audio(emotion_dir):
                 speaker = speaker_dir.name
                 utterances.append(Utterance(
                     utt_id=f"{speaker}-{emotion_dir.name}-{wav.stem}", path=wav,

@@ -1,15 +1,30 @@
 """What every corpus preparation shares: one utterance record, and the Lhotse manifests.
 
 A corpus module lists its utterances as :class:`Utterance` records and hands them
-to :func:`build_manifests`, which checks them, reads the audio headers and writes
-``<corpus>_recordings.jsonl.gz`` and ``<corpus>_supervisions.jsonl.gz``.
+to :func:`build_manifests`, which checks them, maps speaker names to Kaldi-safe
+speaker ids, reads the audio headers and writes ``<corpus>_recordings.jsonl.gz`` and
+``<corpus>_supervisions.jsonl.gz``.
+
+Speaker ids. Kaldi needs ``utt2spk`` sorted by utterance to be sorted by speaker as
+well (C order). With utterance ids ``<speaker>-<rest>`` this holds for any rest if
+every character of a speaker id sorts after ``-``; a name such as ``wangzhe+2`` beside
+``wangzhe`` breaks it (``+`` sorts before ``-``). So :func:`speaker_ids` maps each
+corpus speaker name to an id of ``[A-Za-z0-9_.]`` only: names made of those stay as
+they are, accents are dropped (``Müller`` -> ``Muller``), any other character becomes
+``_`` (``wangzhe+2`` -> ``wangzhe_2``), and where two names would meet, each changed
+one gets a short hash of its name. The original name is kept in the supervision's
+``custom["speaker_name"]`` (and in the data dir's ``spk2name``).
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
@@ -18,6 +33,36 @@ from ser.errors import CorpusError
 # The six emotions of CASIA and the synthetic corpus.
 BASIC_EMOTIONS = ("angry", "fear", "happy", "neutral", "sad", "surprise")
 GENDERS = ("m", "f")
+# Audio that corpus modules list, whatever the case of the suffix (.WAV, .Flac).
+AUDIO_SUFFIXES = (".wav", ".flac")
+# Every character here sorts after "-" in C order, which keeps utt2spk sorted both ways.
+UNSAFE_SPEAKER_CHARS = re.compile(r"[^A-Za-z0-9_.]")
+
+
+def is_audio_file(path: Path, suffixes: Sequence[str] = AUDIO_SUFFIXES) -> bool:
+    return path.suffix.lower() in suffixes and path.is_file()
+
+
+def list_audio(directory: Path, recursive: bool = False,
+               suffixes: Sequence[str] = AUDIO_SUFFIXES) -> list[Path]:
+    """The audio files in ``directory`` (and below it with ``recursive``), sorted;
+    unlike glob("*.wav"), the suffix may be in any case."""
+    if not directory.is_dir():
+        return []
+    paths = directory.rglob("*") if recursive else directory.iterdir()
+    return sorted(p for p in paths if is_audio_file(p, suffixes))
+
+
+def find_audio(directory: Path, stem: str, suffixes: Sequence[str] = AUDIO_SUFFIXES) -> Path:
+    """``directory/<stem><suffix>`` with an audio suffix in any case (``.wav`` first);
+    ``<stem>.wav`` where there is none, so that the caller reports it as missing."""
+    default = directory / f"{stem}{suffixes[0]}"
+    if default.is_file() or not directory.is_dir():
+        return default
+    for path in sorted(directory.iterdir()):
+        if path.stem == stem and is_audio_file(path, suffixes):
+            return path
+    return default
 
 
 @dataclass(frozen=True)
@@ -32,6 +77,49 @@ class Utterance:
     gender: str | None = None
     session: str | None = None
     text: str | None = None
+    speaker_name: str | None = None  # the corpus's name where ``speaker`` had to differ
+
+
+def _safe_name(name: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", name)
+    no_accents = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return UNSAFE_SPEAKER_CHARS.sub("_", no_accents) or "_"
+
+
+def speaker_ids(names: Iterable[str], corpus: str = "corpus") -> dict[str, str]:
+    """Maps each speaker name to a Kaldi-safe id (see the module docstring); a corpus's
+    names always give the same ids."""
+    names = sorted(set(names))
+    ids = {name: _safe_name(name) for name in names}
+    taken: dict[str, list[str]] = {}
+    for name, sid in ids.items():
+        taken.setdefault(sid, []).append(name)
+    for sid, group in taken.items():
+        for name in group:
+            if len(group) > 1 and name != sid:  # a name that is already safe keeps its id
+                digest = hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()
+                ids[name] = f"{sid}_{digest[:8]}"
+    seen: dict[str, str] = {}
+    for name, sid in ids.items():
+        if sid in seen:
+            raise CorpusError(f"{corpus}: speakers {seen[sid]!r} and {name!r} both map to the "
+                              f"speaker id {sid!r}; rename one of them")
+        seen[sid] = name
+    return ids
+
+
+def with_speaker_ids(utterances: Sequence[Utterance], corpus: str) -> list[Utterance]:
+    """The utterances with Kaldi-safe speaker ids, the ``<speaker>`` prefix of the
+    utterance ids replaced to match, and whitespace in utterance ids (which cannot go
+    into Kaldi tables) replaced by ``_``."""
+    ids = speaker_ids((u.speaker for u in utterances), corpus)
+    mapped = []
+    for utt in utterances:
+        speaker = ids[utt.speaker]
+        utt_id = speaker + re.sub(r"\s", "_", utt.utt_id[len(utt.speaker):])
+        name = utt.speaker_name or (utt.speaker if speaker != utt.speaker else None)
+        mapped.append(dataclasses.replace(utt, utt_id=utt_id, speaker=speaker, speaker_name=name))
+    return mapped
 
 
 def check_corpus_dir(corpus_dir: Path | str, corpus: str, layout: str) -> Path:
@@ -68,9 +156,12 @@ def build_manifests(utterances: Iterable[Utterance], corpus: str, corpus_dir: Pa
                     emotions: Sequence[str], output_dir: Path | str | None = None) -> dict:
     """Returns ``{"recordings", "supervisions", "excluded"}``; with ``output_dir``, also
     writes the two manifests there. Files whose header cannot be read are excluded,
-    listed in ``excluded`` (and ``<corpus>_excluded.txt``) with the reason."""
+    listed in ``excluded`` (and ``<corpus>_excluded.txt``) with the reason. Speakers
+    get Kaldi-safe ids (:func:`speaker_ids`)."""
     utterances = sorted(utterances, key=lambda u: u.utt_id)
     check_utterances(utterances, corpus, Path(corpus_dir), emotions)
+    utterances = sorted(with_speaker_ids(utterances, corpus), key=lambda u: u.utt_id)
+    check_utterances(utterances, corpus, Path(corpus_dir), emotions)  # ids may meet now
     recordings, supervisions, excluded = [], [], []
     for utt in utterances:
         try:
@@ -83,6 +174,8 @@ def build_manifests(utterances: Iterable[Utterance], corpus: str, corpus_dir: Pa
         custom = {"emotion": utt.emotion, "corpus": corpus}
         if utt.session is not None:
             custom["session"] = utt.session
+        if utt.speaker_name is not None:
+            custom["speaker_name"] = utt.speaker_name
         recordings.append(rec)
         supervisions.append(SupervisionSegment(
             id=utt.utt_id, recording_id=utt.utt_id, start=0.0, duration=rec.duration,
@@ -100,6 +193,23 @@ def build_manifests(utterances: Iterable[Utterance], corpus: str, corpus_dir: Pa
     if output_dir is not None:
         write_manifests(manifests, corpus, output_dir)
     return manifests
+
+
+def exclude_utterances(manifests: dict, reasons: Mapping[str, tuple[str, str]],
+                       corpus: str) -> dict:
+    """The manifests without the utterances of ``reasons`` (utterance id -> (path,
+    reason)), which join ``excluded``."""
+    if not reasons:
+        return manifests
+    supervisions = [s for s in manifests["supervisions"] if s.id not in reasons]
+    if not supervisions:
+        raise CorpusError(f"{corpus}: every utterance was excluded, e.g. "
+                          f"{next(iter(reasons.values()))[0]}: {next(iter(reasons.values()))[1]}")
+    kept = {s.recording_id for s in supervisions}
+    excluded = manifests["excluded"] + [(utt, path, reason) for utt, (path, reason) in reasons.items()]
+    return {**manifests, "supervisions": SupervisionSet.from_segments(supervisions),
+            "recordings": RecordingSet.from_recordings(r for r in manifests["recordings"] if r.id in kept),
+            "excluded": sorted(excluded)}
 
 
 def write_manifests(manifests: dict, corpus: str, output_dir: Path | str) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ser.corpora.common import Utterance, build_manifests, check_corpus_dir
+from ser.corpora.common import Utterance, build_manifests, check_corpus_dir, list_audio
 from ser.errors import CorpusError
 
 EMOTIONS = ("angry", "boredom", "disgust", "fear", "happy", "sad", "neutral")
@@ -48,7 +48,7 @@ def prepare_emodb(corpus_dir: Path | str, output_dir: Path | str | None = None) 
     corpus_dir = check_corpus_dir(corpus_dir, "emodb", LAYOUT)
     wav_dir = corpus_dir / "wav" if (corpus_dir / "wav").is_dir() else corpus_dir
     utterances = []
-    for wav in sorted(wav_dir.glob("*.wav")):
+    for wav in list_audio(wav_dir):
         name = FILE_NAME.fullmatch(wav.stem)
         if name is None:
             raise CorpusError(f"emodb: {wav}: file name does not follow {LAYOUT}")

@@ -47,7 +47,7 @@ from pathlib import Path
 import soundfile as sf
 
 from ser.corpora.common import (Utterance, build_manifests, check_corpus_dir,
-                                check_utterances, write_manifests)
+                                check_utterances, list_audio, write_manifests)
 from ser.errors import CorpusError, SerError
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise")
@@ -91,7 +91,7 @@ def list_videos(corpus_dir: Path, drop_subject6: bool = False) -> list[Utterance
                 raise CorpusError(f"enterface: {emotion_dir}: emotion folder "
                                   f"{emotion_dir.name!r} does not start with one of "
                                   f"{', '.join(EMOTION_CODES)} (expected layout {LAYOUT})")
-            for video in sorted(emotion_dir.rglob("*.avi")):
+            for video in list_audio(emotion_dir, recursive=True, suffixes=(".avi",)):
                 videos.append(Utterance(
                     utt_id=f"{speaker}-{emotion}-{_sentence_number(video)}", path=video,
                     speaker=speaker, emotion=emotion))

@@ -34,7 +34,7 @@ import logging
 import re
 from pathlib import Path
 
-from ser.corpora.common import Utterance, build_manifests, check_corpus_dir
+from ser.corpora.common import Utterance, build_manifests, check_corpus_dir, list_audio
 from ser.errors import CorpusError, SerError
 
 CORE_CODES = {"amu": "amusement", "anx": "anxiety", "irr": "cold_anger", "des": "despair",
@@ -59,7 +59,7 @@ def prepare_gemep(corpus_dir: Path | str, output_dir: Path | str | None = None,
     emotions = CATEGORIES[categories]
     corpus_dir = check_corpus_dir(corpus_dir, "gemep", LAYOUT)
     utterances, skipped = [], 0
-    for wav in sorted(corpus_dir.rglob("*.wav")):
+    for wav in list_audio(corpus_dir, recursive=True):
         name = FILE_NAME.match(wav.stem)
         if name is None:
             raise CorpusError(f"gemep: {wav}: file name does not follow {LAYOUT}")

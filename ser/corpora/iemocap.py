@@ -29,7 +29,7 @@ import logging
 import re
 from pathlib import Path
 
-from ser.corpora.common import Utterance, build_manifests, check_corpus_dir
+from ser.corpora.common import Utterance, build_manifests, check_corpus_dir, find_audio
 from ser.errors import CorpusError
 
 EMOTIONS = ("angry", "happy", "neutral", "sad")
@@ -78,7 +78,7 @@ def prepare_iemocap(corpus_dir: Path | str, output_dir: Path | str | None = None
                 speaker = f"Ses{int(session[1]):02d}_{letter}"
                 utterances.append(Utterance(
                     utt_id=f"{speaker}-{name}",
-                    path=session_dir / "sentences" / "wav" / dialog / f"{name}.wav",
+                    path=find_audio(session_dir / "sentences" / "wav" / dialog, name),
                     speaker=speaker, emotion=LABELS[label], gender=letter.lower(),
                     session=session_dir.name))
     logging.info("iemocap: skipped %d turn(s) outside the 4 classes", skipped)

@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 
 from ser.corpora import enterface
-from ser.corpora.common import Utterance, build_manifests, check_corpus_dir
+from ser.corpora.common import Utterance, build_manifests, check_corpus_dir, list_audio
 from ser.errors import CorpusError, SerError
 
 EMOTIONS = ("angry", "calm", "disgust", "fear", "happy", "neutral", "sad", "surprise")
@@ -52,7 +52,8 @@ def prepare_ravdess(corpus_dir: Path | str, output_dir: Path | str | None = None
     emotions = EMOTIONS if num_classes == 8 else BASIC_SIX
     corpus_dir = check_corpus_dir(corpus_dir, "ravdess", LAYOUT)
     utterances, not_speech, dropped = [], 0, 0
-    for wav in sorted(corpus_dir.glob("Actor_*/*.wav")):
+    actor_dirs = sorted(p for p in corpus_dir.glob("Actor_*") if p.is_dir())
+    for wav in [wav for actor_dir in actor_dirs for wav in list_audio(actor_dir)]:
         name = FILE_NAME.fullmatch(wav.stem)
         if name is None:
             raise CorpusError(f"ravdess: {wav}: file name does not follow {LAYOUT}")

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Writes the top-level RESULTS.md, the paper's table, from the scored runs of
+local/run_ablation.sh.
+
+Each (setup, system) row measured under exp/ is saved as local/results/<corpus>_<folds>_<system>.json
+(scores, per-fold means for pairing, settings, the commit it was trained at, the
+command); RESULTS.md is then made from every saved row, so rows measured in an
+earlier session stay when their exp/ dirs are gone. Paired tests compare
+lstm_tf_at with every other system of a setup over folds, the seeds averaged
+within each fold first.
+
+usage: local/make_results.py [--setups "casia:loso ..."] [--systems "svm lstm ..."]"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "local"))
+
+from compare import compare_runs  # noqa: E402
+from ser.bin import run_tool  # noqa: E402
+from ser.report import METRICS, collect_runs, summarize_protocol  # noqa: E402
+
+RESULTS_DIR = ROOT / "local" / "results"
+REFERENCE = "lstm_tf_at"
+CORE_SYSTEMS = ("svm", "lstm", "lstm_at", "lstm_tf", "lstm_tf_at")  # need 3 seeds
+
+
+def fold_dir_name(protocol: str, repeats: int) -> str:
+    return f"{protocol}_k{repeats}" if protocol == "random" else protocol
+
+
+def measure_row(corpus: str, folds: str, system: str, system_dir: Path, command: str) -> dict | None:
+    runs = collect_runs(system_dir).get(folds)
+    if not runs:
+        return None
+    summary = summarize_protocol(runs)
+    config = runs[0]["config"]
+    per_fold: dict[str, dict[str, float]] = {}
+    for r in runs:
+        per_fold.setdefault(r["fold"], {})[str(r["seed"])] = r["uar"]
+    return {
+        "corpus": corpus, "folds": folds, "system": system, "system_dir": str(system_dir.relative_to(ROOT)),
+        "feat": Path(config["feat_dir"]).name, "cmvn": config["cmvn"],
+        "uses_test_speaker_stats": bool(runs[0].get("uses_test_speaker_stats")),
+        "model_config": config["model_config"],
+        "train_config": {k: v for k, v in config["train_config"].items() if k not in ("seed", "device")},
+        "num_folds": len(summary["folds"]), "seeds": summary["seeds"], "num_runs": summary["num_runs"],
+        **{k: summary[k] for k, _ in METRICS},
+        "train_seconds": summary["train_seconds"],
+        "per_fold_uar": per_fold,
+        "runs": [{"fold": r["fold"], "seed": r["seed"], **{k: r[k] for k, _ in METRICS}} for r in runs],
+        "commits": sorted({r["config"].get("commit", "unknown") for r in runs}),
+        "devices": sorted({r["config"].get("device", "cpu") for r in runs}),
+        "excluded_test_utts": sum(r.get("num_test_excluded", 0) for r in runs),
+        "command": command, "written": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def _pct(pair) -> str:
+    return f"{100 * pair[0]:.2f} ± {100 * pair[1]:.2f}"
+
+
+def _runs_of(row: dict) -> list[dict]:
+    return row["runs"]
+
+
+def render(rows: list[dict]) -> str:
+    lines = ["# RESULTS", "",
+             "The paper's table (Xie et al., TASLP 2019) as this recipe measures it: every system on "
+             "the same folds, made by `local/run_ablation.sh` and written by `local/make_results.py` "
+             "from `local/results/*.json`. Percentages are mean ± std over all runs (folds × seeds). "
+             "Normalisation: `train` statistics come from each fold's training part only; `utt` "
+             "normalises each utterance by itself; neither sees a test speaker's other utterances. "
+             "Train min is the summed training time of all runs (CPU unless the device column says cuda).",
+             ""]
+    setups = []
+    for row in rows:
+        if (row["corpus"], row["folds"]) not in setups:
+            setups.append((row["corpus"], row["folds"]))
+    for corpus, folds in setups:
+        group = [r for r in rows if (r["corpus"], r["folds"]) == (corpus, folds)]
+        lines += [f"## {corpus}, {folds}", "",
+                  "| system | features | norm. | folds × seeds | UAR % | WA % | macro-F1 % | train min | device | commit |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in group:
+            seeds_note = f"{r['num_folds']} × {len(r['seeds'])}"
+            if len(r["seeds"]) < 3:
+                seeds_note += " (**fewer than 3 seeds**)"
+            lines.append(f"| {r['system']} | {r['feat']} | {r['cmvn']} | {seeds_note} | {_pct(r['uar'])} | "
+                         f"{_pct(r['wa'])} | {_pct(r['macro_f1'])} | {r['train_seconds'] / 60:.1f} | "
+                         f"{', '.join(r['devices'])} | {', '.join(r['commits'])} |")
+        ref = next((r for r in group if r["system"] == REFERENCE), None)
+        if ref is not None and len(group) > 1:
+            lines += ["", f"Paired tests of {REFERENCE} against each system, over folds (UAR, seeds "
+                      "averaged within each fold first; t-test on the per-fold differences):", "",
+                      f"| {REFERENCE} − system | folds | mean diff (points) | t | p two-sided | p ({REFERENCE} > system) |",
+                      "|---|---|---|---|---|---|"]
+            for r in group:
+                if r is ref:
+                    continue
+                try:
+                    test = compare_runs(_runs_of(ref), _runs_of(r), "uar")["test"]
+                except Exception as err:  # too few common folds
+                    lines.append(f"| {r['system']} | – | {err} | | | |")
+                    continue
+                p_greater = 1 - test["p_less"]
+                lines.append(f"| {r['system']} | {test['n']} | {100 * test['mean_diff']:+.2f} | {test['t']:.3f} | "
+                             f"{test['p_two_sided']:.4f} | {p_greater:.4f} |")
+        lines += ["", "Commands:", ""]
+        lines += [f"- {r['system']}: `{r['command']}`" for r in group]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--setups", default="casia:loso casia:random emodb:loso")
+    p.add_argument("--systems", default="svm lstm lstm_t lstm_f lstm_at lstm_tf lstm_tf_at gru")
+    p.add_argument("--lld-feat", default="lld93")
+    p.add_argument("--random-repeats", type=int, default=5)
+    p.add_argument("--out", type=Path, default=ROOT / "RESULTS.md")
+    return p
+
+
+def main(argv=None) -> None:
+    args = get_parser().parse_args(argv)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    for setup in args.setups.split():
+        corpus, protocol = setup.split(":")
+        folds = fold_dir_name(protocol, args.random_repeats)
+        for system in args.systems.split():
+            feat = "compare_functionals" if system == "svm" else args.lld_feat
+            system_dir = ROOT / "exp" / corpus / f"{feat}_{system}"
+            num_folds = f" --num-folds {args.random_repeats}" if protocol == "random" else ""
+            command = (f"local/run_ablation.sh --{corpus}-dir <{corpus.upper()}> --setups {setup} "
+                       f"--systems {system} --seeds \"1 2 3\"  # = ./run.sh --corpus {corpus} --{corpus}-dir "
+                       f"<{corpus.upper()}> --protocol {protocol}{num_folds} --feat {feat} --model {system} "
+                       f"--seeds \"1 2 3\"")
+            row = measure_row(corpus, folds, system, system_dir, command)
+            if row is not None:
+                (RESULTS_DIR / f"{corpus}_{folds}_{system}.json").write_text(json.dumps(row, indent=1) + "\n")
+    order = {s: i for i, s in enumerate(args.systems.split())}
+    rows = [json.loads(p.read_text()) for p in sorted(RESULTS_DIR.glob("*.json"))]
+    rows.sort(key=lambda r: (r["corpus"], r["folds"], order.get(r["system"], 99)))
+    args.out.write_text(render(rows))
+    print(args.out.read_text())
+
+
+if __name__ == "__main__":
+    run_tool(main)

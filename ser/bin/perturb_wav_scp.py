@@ -1,0 +1,52 @@
+"""Writes the wav.scp of speed-perturbed copies of a wav.scp, the Kaldi way: each
+utterance once per factor, keyed ``sp<factor>-<utt>``, its audio a ``sox ... speed
+<factor> |`` pipe (pitch and tempo together, as Kaldi's perturb_data_dir_speed.sh)."""
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+from ser.bin import run_tool
+from ser.datadir import read_table, write_table
+from ser.errors import SerError
+
+SP_PREFIX = "sp"
+
+
+def perturbed_id(utt: str, factor: str) -> str:
+    return f"{SP_PREFIX}{factor}-{utt}"
+
+
+def perturbed_entry(entry: str, factor: str) -> str:
+    """The wav.scp entry of ``entry`` played ``factor`` times as fast."""
+    if entry.endswith("|"):  # already a pipe: chain sox after it
+        return f"{entry[:-1].rstrip()} | sox -t wav - -t wav - speed {factor} |"
+    return f"sox {shlex.quote(entry)} -t wav - speed {factor} |"
+
+
+def perturb_wav_scp(wavs: dict[str, str], factors: list[str]) -> dict[str, str]:
+    for factor in factors:
+        try:
+            if not 0.5 <= float(factor) <= 2.0 or float(factor) == 1.0:
+                raise ValueError
+        except ValueError:
+            raise SerError(f"speed factor {factor!r} must be a number in [0.5, 2] other than 1") from None
+    return {perturbed_id(utt, f): perturbed_entry(entry, f) for f in factors for utt, entry in wavs.items()}
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--factors", required=True, help='e.g. "0.9 1.1"')
+    p.add_argument("wav_scp", type=Path)
+    p.add_argument("out", type=Path)
+    return p
+
+
+def main(argv=None) -> None:
+    args = get_parser().parse_args(argv)
+    write_table(args.out, perturb_wav_scp(read_table(args.wav_scp), args.factors.replace(",", " ").split()))
+
+
+if __name__ == "__main__":
+    run_tool(main)

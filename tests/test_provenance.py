@@ -1,0 +1,188 @@
+"""Stages hand back only what was made from the inputs and settings asked for, and
+survive kills and concurrent runs: the records of utils/lib.sh and ser/provenance.py,
+the exp-dir names, the fold-list check at scoring, and the job lifetime of run.pl."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+
+from conftest import TINY, TINY_SYSTEM, copy_recipe, run_recipe
+from fixtures_corpora import make_casia, make_iemocap
+from ser.datadir import read_table
+from ser.provenance import differences, options_tag
+
+SYSTEM = TINY_SYSTEM
+
+
+def clone_trained(tiny_recipe: Path, dest: Path) -> Path:
+    """A copy of the trained tiny recipe (its scp files still point into the original's
+    arks and corpus, which the tests here only read)."""
+    shutil.copytree(tiny_recipe, dest, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
+    return dest
+
+
+def test_options_tag_and_differences():
+    assert options_tag("lr=1e-3 epochs=15") == options_tag("epochs=15, lr=1e-3") == "epochs15_lr0.001"
+    assert options_tag("") == ""
+    long = options_tag("hidden_size=64 num_layers=1 dropout=0.2 attention_size=32 fc_dim=64")
+    assert long.startswith("opts") and len(long) == 12
+    assert differences({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}}) == ["b.c: 2 -> 3"]
+
+
+def test_new_train_or_model_options_never_reuse_old_models(tiny_recipe):
+    assert (tiny_recipe / SYSTEM / "loso/seed1/fold1/.done").is_file()
+    opts = list(TINY)
+    opts[opts.index("--train-opts") + 1] = "epochs=1 batch_size=16"
+    out = run_recipe(tiny_recipe, "--stage", "5", "--stop-stage", "6", *opts)
+    assert "training 3 run(s)" in out.stderr and "are complete" not in out.stderr.split("Stage 6")[0]
+    new = tiny_recipe / "exp/synth/fbank_lstm_hidden_size32_num_layers1_batch_size16_epochs1/loso"
+    for fold in ("fold1", "fold2", "fold3"):
+        history = json.loads((new / "seed1" / fold / "history.json").read_text())["history"]
+        assert len(history) == 1
+    assert '"epochs": 1' in out.stdout
+    # The first system's models are untouched.
+    assert len(json.loads((tiny_recipe / SYSTEM / "loso/seed1/fold1/history.json").read_text())["history"]) == 2
+
+
+def test_models_are_not_reused_or_scored_on_rebuilt_features(tiny_recipe, tmp_path):
+    recipe = clone_trained(tiny_recipe, tmp_path / "recipe")
+    conf = recipe / "conf/feats/fbank.yaml"
+    conf.write_text(conf.read_text().replace("num_filters: 80", "num_filters: 40"))
+    out = run_recipe(recipe, "--stage", "3", *TINY, check=False)
+    assert out.returncode != 0
+    assert "rebuilding data/synth/feats/fbank" in out.stderr
+    assert "were made from other inputs or settings" in out.stderr and "inputs.feats" in out.stderr
+    assert "dim 40" in out.stderr
+    out = run_recipe(recipe, "--stage", "6", *TINY, check=False)
+    assert out.returncode != 0 and "were made from other inputs or settings" in out.stderr
+    # Scoring one run directly refuses too.
+    run = recipe / SYSTEM / "loso/seed1/fold1"
+    out = subprocess.run(["bash", "-c", f". ./path.sh && python -m ser.bin.score {run}"], cwd=recipe,
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "has been rebuilt since the model was trained" in out.stderr
+
+
+def test_scoring_checks_the_fold_lists(tiny_recipe, tmp_path):
+    recipe = clone_trained(tiny_recipe, tmp_path / "recipe")
+    fold = recipe / "data/synth/folds/loso/fold1"
+    train, test = (fold / "train").read_text().split(), (fold / "test").read_text().split()
+    (fold / "test").write_text("".join(f"{u}\n" for u in [train[0]] + test[1:]))
+    run = recipe / SYSTEM / "loso/seed1/fold1"
+    (run / "results.json").unlink()
+    out = subprocess.run(["bash", "-c", f". ./path.sh && python -m ser.bin.score --folds-dir {fold.parent} {run}"],
+                         cwd=recipe, capture_output=True, text=True)
+    assert out.returncode == 1 and "trained with other utterance lists" in out.stderr
+    assert not (run / "results.json").exists()
+
+
+def test_changed_corpus_is_prepared_again(tmp_path):
+    recipe = copy_recipe(tmp_path / "recipe")
+    corpus = make_casia(tmp_path / "corpora")
+    args = ("--corpus", "casia", "--casia-dir", str(corpus), "--stage", "1", "--stop-stage", "1")
+    run_recipe(recipe, *args)
+    assert len(read_table(recipe / "data/casia/wav.scp")) == 8
+    out = run_recipe(recipe, *args)
+    assert "data/casia is complete; skipping" in out.stderr
+    removed = sorted(corpus.glob("*/*/*.wav"))[:3]
+    for path in removed:
+        path.unlink()
+    shutil.copyfile(sorted(corpus.glob("*/*/*.wav"))[0], corpus / "wangzhe/sad/203.wav")
+    out = run_recipe(recipe, *args)
+    assert "rebuilding data/casia" in out.stderr and "corpus_contents" in out.stderr
+    wavs = read_table(recipe / "data/casia/wav.scp")
+    assert len(wavs) == 6 and not {str(p) for p in removed} & set(wavs.values())
+    assert any(v.endswith("wangzhe/sad/203.wav") for v in wavs.values())
+
+
+def test_iemocap_defaults_to_leave_one_session_out(tmp_path):
+    recipe = copy_recipe(tmp_path / "recipe")
+    corpus = make_iemocap(tmp_path / "corpora")
+    out = run_recipe(recipe, "--corpus", "iemocap", "--iemocap-dir", str(corpus), "--stage", "1",
+                     "--stop-stage", "2")
+    assert "Stage 2: session folds" in out.stderr
+    folds = json.loads((recipe / "data/iemocap/folds/session/folds.json").read_text())
+    assert [f["test_groups"] for f in folds["folds"]] == [["Session1"], ["Session2"]]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _processes_under(path: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                cwd = os.readlink(proc / "cwd")
+            except OSError:
+                continue
+            if (str(path) in cmdline or cwd.startswith(str(path))) and _alive(int(proc.name)):
+                pids.append(int(proc.name))
+    return pids
+
+
+def _read_feats(scp: Path) -> dict[str, np.ndarray]:
+    return {k: np.array(v) for k, v in kaldiio.load_scp(str(scp)).items()}
+
+
+def test_kill_9_of_the_driver_leaves_no_job_and_the_rerun_matches(tiny_recipe, tmp_path):
+    recipe = copy_recipe(tmp_path / "recipe")
+    args = ["./run.sh", "--stage", "1", "--stop-stage", "3", *TINY]
+    driver = subprocess.Popen(args, cwd=recipe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    job_log = recipe / "data/synth/feats/fbank/log/make_feats.1.log"
+    deadline = time.time() + 300
+    while not job_log.is_file() and time.time() < deadline and driver.poll() is None:
+        time.sleep(0.05)
+    assert driver.poll() is None, "the stages ended before the kill"
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    # The immediate rerun must neither race the killed run's jobs nor fail.
+    run_recipe(recipe, "--stage", "1", "--stop-stage", "3", *TINY)
+    deadline = time.time() + 20
+    while _processes_under(recipe) and time.time() < deadline:
+        time.sleep(0.1)
+    assert _processes_under(recipe) == []
+    got = _read_feats(recipe / "data/synth/feats/fbank/feats.scp")
+    want = _read_feats(tiny_recipe / "data/synth/feats/fbank/feats.scp")
+    assert sorted(got) == sorted(want)
+    for utt in want:
+        np.testing.assert_array_equal(got[utt], want[utt])
+
+
+def test_two_runs_on_one_dir_wait_for_each_other(tmp_path):
+    recipe = copy_recipe(tmp_path / "recipe")
+    args = ["./run.sh", "--stage", "1", "--stop-stage", "3", *TINY]
+    first = subprocess.Popen(args, cwd=recipe, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    second = subprocess.Popen(args, cwd=recipe, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outs = [p.communicate(timeout=600) for p in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outs
+    assert any("another run is writing" in err for _, err in outs)
+    feats = read_table(recipe / "data/synth/feats/fbank/feats.scp")
+    assert len(feats) == 72 and len(_read_feats(recipe / "data/synth/feats/fbank/feats.scp")) == 72
+
+
+def test_corpus_under_a_path_with_spaces_runs_end_to_end(tiny_recipe, tmp_path):
+    corpus = tmp_path / "corpora with spaces" / "synth ü"
+    shutil.copytree(tiny_recipe / "data/synth/corpus", corpus)
+    recipe = copy_recipe(tmp_path / "recipe")
+    out = run_recipe(recipe, "--synth-dir", str(corpus), "--stage", "1", *TINY)
+    assert "| **mean ± std** |" in out.stdout
+    wavs = read_table(recipe / "data/synth/wav.scp")
+    assert all(v.endswith("|") for v in wavs.values())
+    assert len(read_table(recipe / "data/synth/feats/fbank/feats.scp")) == 72

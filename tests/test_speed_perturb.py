@@ -1,0 +1,48 @@
+"""Speed-perturbed training copies: Kaldi-style ids and sox pipes, audio of the
+right length, and copies of training utterances only."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser.audio import load_audio
+from ser.bin.perturb_wav_scp import perturb_wav_scp, perturbed_entry
+from ser.bin.train import load_perturbed_copies
+from ser.cmvn import Normalizer
+from ser.datadir import DataDir
+from ser.errors import SerError
+
+
+def test_ids_and_entries_cannot_be_taken_for_originals(tmp_path):
+    wav = tmp_path / "a b.wav"
+    sf.write(wav, np.sin(np.arange(16000) / 10).astype(np.float32) * 0.3, 16000)
+    table = perturb_wav_scp({"spk1-u1": str(wav)}, ["0.9", "1.1"])
+    assert sorted(table) == ["sp0.9-spk1-u1", "sp1.1-spk1-u1"]
+    assert table["sp0.9-spk1-u1"] == f"sox '{wav}' -t wav - speed 0.9 |"
+    slow, fast = load_audio(table["sp0.9-spk1-u1"]), load_audio(table["sp1.1-spk1-u1"])
+    assert abs(slow.size - 16000 / 0.9) < 200 and abs(fast.size - 16000 / 1.1) < 200
+    # An entry that is already a pipe gets sox chained after it.
+    chained = perturbed_entry(f"sox '{wav}' -t wav - |", "1.1")
+    assert abs(load_audio(chained).size - 16000 / 1.1) < 200
+    for bad in (["1.0"], ["3"], ["fast"]):
+        with pytest.raises(SerError, match="speed factor"):
+            perturb_wav_scp({"u": str(wav)}, bad)
+
+
+def test_only_the_training_utterances_copies_are_loaded(tmp_path):
+    feats = {f"sp{f}-{u}": np.full((3, 2), i, dtype=np.float32)
+             for i, (f, u) in enumerate((f, u) for f in ("0.9", "1.1") for u in ("s-a", "s-b", "s-c"))}
+    with kaldiio.WriteHelper(f"ark,scp:{tmp_path}/f.ark,{tmp_path}/feats.scp") as writer:
+        for key, mat in sorted(feats.items()):
+            writer(key, mat)
+    data = DataDir(Path(tmp_path), wav={}, utt2spk={u: "s" for u in ("s-a", "s-b", "s-c")},
+                   utt2emo={"s-a": "x", "s-b": "y", "s-c": "x"}, utt2dur={}, emotions=["x", "y"])
+    copies = load_perturbed_copies(tmp_path, ["s-a", "s-b"], data, Normalizer("none"))
+    assert copies.ids == ["sp0.9-s-a", "sp1.1-s-a", "sp0.9-s-b", "sp1.1-s-b"]
+    assert copies.labels == [0, 0, 1, 1]
+    with pytest.raises(SerError, match="no perturbed copy"):
+        load_perturbed_copies(tmp_path, ["s-z"], data, Normalizer("none"))
