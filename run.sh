@@ -35,7 +35,7 @@ nj=2                  # parallel feature jobs
 max_fail_share=""     # stage 3 fails when more than this share of files cannot be read [ser/bin/merge_feats.py: 0.05]
 speed_perturb=""      # speed factors of extra training copies, e.g. "0.9 1.1" ("" = none)
 prepare_opts=""       # options of ser.bin.prepare_data, e.g. "--exclude-low-rate"
-cmvn=train            # train (fold's training part), speaker (uses test speakers), utt, none
+cmvn=utt              # utt (each utterance by itself), train (fold's training part), speaker (uses test speakers), none
 model=lstm_tf_at      # lstm, lstm_t, lstm_f, lstm_at, lstm_tf, lstm_tf_at, gru
 model_opts=""         # overrides of conf/model/<model>.yaml, "key=value ..."
 baseline=svm          # also run this system (svm: ComParE functionals + LinearSVC) in stages 3-6; "" = none
@@ -45,6 +45,7 @@ gpu=0                 # 1: train on CUDA where present
 exp_tag=""            # suffix of the system name, to keep variants apart
 
 all_args=("$@")
+cmvn_default=$cmvn
 . ./utils/lib.sh
 # Corpus defaults (conf/corpus/<corpus>.conf) come before the command line, so
 # find --corpus first.
@@ -74,6 +75,9 @@ fi
 corpus_dir_var=${corpus}_dir
 corpus_dir=${!corpus_dir_var-}
 [ -n "$protocol" ] || protocol=$(python -m ser.bin.recipe_info default-protocol "$corpus")
+# The svm's features are one vector per utterance, which per-utterance normalisation would
+# zero: it uses the training part's statistics (then its own StandardScaler, fitted there too).
+if [ "$model" = svm ] && [ "$cmvn" = utt ]; then cmvn=train; fi
 
 # Output dirs are named from the settings that make them (the ESPnet way), so that
 # output made with other settings never lands in an old dir; each dir's .done
@@ -93,7 +97,7 @@ if [ -n "$speed_perturb" ]; then
   aug_feat_dir=${feat_dir}_sp$(echo $speed_perturb | tr ' ,' '__')
 fi
 system=${feat_name}_${model}
-[ "$cmvn" != train ] && system+=_cmvn-$cmvn
+[ "$cmvn" != "$cmvn_default" ] && [ "$model" != svm ] && system+=_cmvn-$cmvn
 [ -n "$speed_perturb" ] && system+=_sp
 model_tag=$(python -m ser.bin.recipe_info tag "$model_opts")
 train_tag=$(python -m ser.bin.recipe_info tag "$train_opts")

@@ -43,7 +43,7 @@ from lhotse.features.base import FeatureExtractor
 from torch import nn
 
 from ser.audio import SAMPLE_RATE, load_audio, to_mono_16k
-from ser.cmvn import Normalizer, save_stats
+from ser.cmvn import STATELESS_MODES, Normalizer, save_stats
 from ser.config import load_yaml
 from ser.datadir import read_table
 from ser.errors import AudioError, SerError
@@ -131,8 +131,8 @@ def _check_features(extractor: FeatureExtractor, data_dir: Path, feat_dir: Path)
 
 def _save_cmvn(mode: str, stats_file: str | None, out: Path) -> dict:
     """Writes the statistics inference applies (as ``train`` mode: one group)."""
-    if mode == "none":
-        return {"mode": "none", "inference": "none"}
+    if mode in STATELESS_MODES:  # nothing to store: inference normalises the same way
+        return {"mode": mode, "inference": mode}
     with np.load(stats_file) as npz:
         stats = {k: npz[k] for k in ("groups", "count", "sum", "sumsq")}
     if mode == "speaker":
@@ -313,8 +313,8 @@ class EmotionClassifier:
         cmvn = meta["cmvn"]
         if cmvn["mode"] == "speaker":
             warnings.warn(f"{bundle_dir}: {cmvn['note']}", stacklevel=2)
-        normalizer = Normalizer.load("train", bundle_dir / "cmvn.npz") if cmvn["inference"] != "none" \
-            else Normalizer("none")
+        normalizer = Normalizer(cmvn["inference"]) if cmvn["inference"] in STATELESS_MODES \
+            else Normalizer.load("train", bundle_dir / "cmvn.npz")
         if kind == "svm":
             from ser.svm import load_svm
             model = load_svm(bundle_dir / MODEL_FILES["svm"])

@@ -47,6 +47,7 @@ def _cmvn_note(cmvn: str) -> str:
         return ("speaker (per-speaker statistics, **including the test speakers' own data**; "
                 "not comparable to train-only normalisation)")
     return {"train": "train (statistics from each fold's training part only)",
+            "utt": "utt (each utterance by its own statistics; no other utterance's)",
             "none": "none"}[cmvn]
 
 

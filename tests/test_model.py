@@ -70,7 +70,7 @@ def test_fast_recurrence_equals_step_loop(peephole):
 
 
 def test_training_uses_fast_recurrence():
-    model = small_model("lstm_tf_at")
+    model = small_model("lstm_tf_at", frame_stack=1)
     layer_output = model.encoder.layers[0](torch.randn(4, 2, 5, requires_grad=True))
     assert type(layer_output.grad_fn).__name__ == "AttentionGateRecurrenceBackward"
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import kaldiio
 import numpy as np
-import pytest
 
 from conftest import TINY, TINY_SYSTEM, copy_recipe, run_recipe
 from fixtures_corpora import make_casia, make_iemocap
@@ -44,7 +43,7 @@ def test_new_train_or_model_options_never_reuse_old_models(tiny_recipe):
     opts[opts.index("--train-opts") + 1] = "epochs=1 batch_size=16"
     out = run_recipe(tiny_recipe, "--stage", "5", "--stop-stage", "6", *opts)
     assert "training 3 run(s)" in out.stderr and "are complete" not in out.stderr.split("Stage 6")[0]
-    new = tiny_recipe / "exp/synth/fbank_lstm_hidden_size32_num_layers1_batch_size16_epochs1/loso"
+    new = tiny_recipe / "exp/synth/fbank_lstm_cmvn-train_hidden_size32_num_layers1_batch_size16_epochs1/loso"
     for fold in ("fold1", "fold2", "fold3"):
         history = json.loads((new / "seed1" / fold / "history.json").read_text())["history"]
         assert len(history) == 1

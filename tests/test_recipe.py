@@ -93,7 +93,7 @@ def test_casia_preparation_and_features(casia_dir, tmp_path):
     assert len(read_table(recipe / "data/casia/feats/fbank/feats.scp")) == 1200
 
 
-SMALL_SYSTEM = "exp/synth/fbank_lstm_hidden_size16_num_layers1_batch_size16_epochs2_small"
+SMALL_SYSTEM = "exp/synth/fbank_lstm_cmvn-train_hidden_size16_num_layers1_batch_size16_epochs2_small"
 
 
 def test_compare_two_systems(tiny_recipe):

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from ser.audio import load_audio
 from ser.bin.perturb_wav_scp import perturb_wav_scp, perturbed_entry
-from ser.bin.train import load_perturbed_copies
+from ser.train import load_perturbed
 from ser.cmvn import Normalizer
 from ser.datadir import DataDir
 from ser.errors import SerError
@@ -41,8 +41,28 @@ def test_only_the_training_utterances_copies_are_loaded(tmp_path):
             writer(key, mat)
     data = DataDir(Path(tmp_path), wav={}, utt2spk={u: "s" for u in ("s-a", "s-b", "s-c")},
                    utt2emo={"s-a": "x", "s-b": "y", "s-c": "x"}, utt2dur={}, emotions=["x", "y"])
-    copies = load_perturbed_copies(tmp_path, ["s-a", "s-b"], data, Normalizer("none"))
+    copies = load_perturbed(data, tmp_path / "feats.scp", ["s-a", "s-b"], Normalizer("none"))
     assert copies.ids == ["sp0.9-s-a", "sp1.1-s-a", "sp0.9-s-b", "sp1.1-s-b"]
     assert copies.labels == [0, 0, 1, 1]
-    with pytest.raises(SerError, match="no perturbed copy"):
-        load_perturbed_copies(tmp_path, ["s-z"], data, Normalizer("none"))
+    with pytest.raises(SerError, match="no speed-perturbed copy"):
+        load_perturbed(data, tmp_path / "feats.scp", ["s-z"], Normalizer("none"))
+
+
+def test_feature_stage_stores_copies_apart_from_the_originals(tmp_path):
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    data = tmp_path / "data"
+    data.mkdir()
+    wav = tmp_path / "x.wav"
+    sf.write(wav, (np.sin(np.arange(16000) / 7) * 0.3).astype(np.float32), 16000)
+    (data / "wav.scp").write_text(f"s-a {wav}\n")
+    (data / ".done").write_text("stage=hand-made\n")
+    out = subprocess.run([str(root / "steps/make_feats.sh"), "--nj", "1", "--feat", "fbank",
+                          "--speed-perturb", "0.9 1.1", str(data), str(tmp_path / "sp")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    frames = {k: v.shape[0] for k, v in kaldiio.load_scp(str(tmp_path / "sp/feats.scp")).items()}
+    assert sorted(frames) == ["sp0.9-s-a", "sp1.1-s-a"]
+    assert frames["sp0.9-s-a"] > 105 > 95 > frames["sp1.1-s-a"]
+    assert "speed_perturb=0.9 1.1" in (tmp_path / "sp/.done").read_text()

@@ -16,20 +16,18 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-import kaldiio
 import torch
 
 from ser.bin import run_tool
-from ser.bin.perturb_wav_scp import SP_PREFIX
 from ser.cmvn import CMVN_MODES, Normalizer, stats_path
 from ser.config import load_yaml, parse_key_values
-from ser.datadir import read_data_dir, read_table
+from ser.datadir import read_data_dir
 from ser.errors import SerError
 from ser.folds import list_folds, read_fold
 from ser.model import load_model_config
 from ser.provenance import (code_version, differences, dump_record, fold_lists_hash, read_record,
                             record_id)
-from ser.train import TrainConfig, Utterances, load_fold_data, train_fold
+from ser.train import TrainConfig, load_fold_data, train_fold
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -72,6 +70,8 @@ def run_record(args, fold: str, seed: int) -> dict:
                                     "seed": seed})
     train_config = {k: v for k, v in asdict(config).items() if k != "device"}
     model_config = {**load_model_config(args.model), **parse_key_values(args.model_opts)}
+    if model_config.get("variant") == "svm":  # trained by ser/svm.py, which reads only the seed
+        train_config = {"seed": seed}
     cmvn_dir = args.cmvn_dir if args.cmvn in ("train", "speaker") else None
     return {"stage": "train", "fold": fold, "seed": seed, "model": args.model,
             "model_config": model_config, "train_config": train_config, "cmvn": args.cmvn,
@@ -114,24 +114,6 @@ def plan(args) -> None:
     print(len(todo))
 
 
-def load_perturbed_copies(aug_feat_dir: Path, train: list[str], data, normalizer: Normalizer) -> Utterances:
-    """The speed-perturbed copies (``sp<factor>-<utt>``) of the training utterances only."""
-    feats = read_table(aug_feat_dir / "feats.scp")
-    by_original: dict[str, list[str]] = {}
-    for key in feats:
-        if key.startswith(SP_PREFIX) and "-" in key:
-            by_original.setdefault(key.split("-", 1)[1], []).append(key)
-    ids, mats, labels = [], [], []
-    for utt in train:
-        for key in sorted(by_original.get(utt, [])):
-            ids.append(key)
-            mats.append(normalizer(kaldiio.load_mat(feats[key]), data.utt2spk[utt]))
-            labels.append(data.label(utt))
-    if not ids:
-        raise SerError(f"{aug_feat_dir / 'feats.scp'}: no perturbed copy of any training utterance")
-    return Utterances(ids, mats, labels)
-
-
 def train(args) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     record = run_record(args, args.fold, args.seed)
@@ -162,13 +144,11 @@ def train(args) -> None:
     fold = read_fold(args.folds_dir, args.fold)
     cmvn_stats = _cmvn_stats(args, args.fold)
     normalizer = Normalizer.load(args.cmvn, cmvn_stats)
-    train_part = load_fold_data(data, args.feat_dir, fold.train, normalizer)
+    # Speed-perturbed copies of the training part only, never of valid or test.
+    train_part = load_fold_data(data, args.feat_dir, fold.train, normalizer,
+                                perturbed_scp=args.aug_feat_dir / "feats.scp" if args.aug_feat_dir else None)
     valid = load_fold_data(data, args.feat_dir, fold.valid, normalizer)
-    num_originals = len(train_part)
-    if args.aug_feat_dir is not None:
-        copies = load_perturbed_copies(args.aug_feat_dir, train_part.ids, data, normalizer)
-        train_part = Utterances(train_part.ids + copies.ids, train_part.feats + copies.feats,
-                                train_part.labels + copies.labels)
+    num_originals = sum(1 for u in train_part.ids if u in data.utt2spk)
     run_config = {"record": record, "data_dir": str(args.data_dir), "feat_dir": str(args.feat_dir),
                   "folds_dir": str(args.folds_dir), "fold": args.fold, "cmvn": args.cmvn,
                   "cmvn_stats": str(cmvn_stats) if cmvn_stats else None,

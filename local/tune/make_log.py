@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""Writes local/tune/LOG.md's results table from the *.splits result files (one
+line per experiment, corpus and inner split; means over the inner splits run)."""
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SOURCES = [("results_device_splits.jsonl", "H200 GPU, 16 runs sharing it"),
+           ("results_cpu.jsonl.splits", "CPU here, 1 thread, 2 runs at once")]
+
+
+def main():
+    rows = []
+    for name, where in SOURCES:
+        path = HERE / name
+        if not path.is_file():
+            continue
+        groups = defaultdict(list)
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            groups[(r["name"], r["corpus"])].append(r)
+        for (exp, corpus), splits in groups.items():
+            def mean(key):
+                return sum(s[key] for s in splits) / len(splits)
+            rows.append(f"| {exp} | {corpus} | {len(splits)}: {', '.join('+'.join(s['valid']) for s in splits)} "
+                        f"| {mean('last5_uar'):.3f} | {mean('last_uar'):.3f} | {mean('selected_uar'):.3f} "
+                        f"| {mean('max_uar'):.3f} | {mean('sec_per_epoch'):.1f} | {where} |")
+    print("| experiment | corpus | inner validation splits (held-out speakers) | UAR mean of last 5 epochs "
+          "| UAR last epoch | UAR selected model | UAR max over epochs (optimistic) | s/epoch | where |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

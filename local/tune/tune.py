@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Tuning driver for ser.train on speaker-disjoint INNER validation splits.
+
+Never reads the outer test speaker of fold1 (CASIA: ZhaoZuoxiang; EmoDB: emodb03):
+``pack`` drops it before anything else, and ``run`` only sees the packed file.
+Each inner split holds out training speakers as validation (CASIA: 1 of the 3;
+EmoDB: 3 of the 9) and trains on the rest.
+
+  tune.py pack --corpus casia --scratch /work/scratch --out .tune_dev/casia.npz
+  tune.py run --data .tune_dev/casia.npz --name base --train-opts "epochs=30" \
+      --model-opts "frame_stack=2" --cmvn utt --results local/tune/results.jsonl
+  tune.py sweep --plan plan.txt --jobs 2 --results ...   (lines: name<TAB>data<TAB>args)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+OUTER_TEST = {"casia": "ZhaoZuoxiang", "emodb": "emodb03"}
+# EmoDB inner validation groups (3 speakers each, both genders; emodb03 is outer test).
+EMODB_GROUPS = [["emodb08", "emodb10", "emodb11"], ["emodb09", "emodb12", "emodb13"],
+                ["emodb14", "emodb15", "emodb16"]]
+
+
+def pack(args):
+    import kaldiio
+    d = Path(args.scratch) / "data" / args.corpus
+    utt2spk = dict(line.split() for line in open(d / "utt2spk"))
+    utt2emo = dict(line.split() for line in open(d / "utt2emo"))
+    scp = dict(line.split(None, 1) for line in open(d / "feats/lld93/feats.scp"))
+    emotions = sorted(set(utt2emo.values()))
+    ids = sorted(u for u in scp if utt2spk[u] != OUTER_TEST[args.corpus])
+    feats = [kaldiio.load_mat(scp[u].strip()).astype(np.float32) for u in ids]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(args.out, ids=np.array(ids), spk=np.array([utt2spk[u] for u in ids]),
+                        labels=np.array([emotions.index(utt2emo[u]) for u in ids]),
+                        emotions=np.array(emotions), lengths=np.array([f.shape[0] for f in feats]),
+                        feats=np.concatenate(feats),
+                        names=np.array(open(d / "feats/lld93/feat_names.txt").read().split()))
+    print(f"{args.out}: {len(ids)} utterances without {OUTER_TEST[args.corpus]}")
+
+
+def inner_splits(corpus, speakers):
+    assert OUTER_TEST[corpus] not in speakers
+    if corpus == "casia":
+        return [[s] for s in sorted(speakers)]
+    return EMODB_GROUPS
+
+
+def run(args):
+    import torch
+    from ser.cmvn import Normalizer, accumulate
+    from ser.train import TrainConfig, Utterances, train_fold
+    from ser.config import parse_key_values
+
+    torch.set_num_threads(1)
+    z = np.load(args.data)
+    corpus = Path(args.data).stem
+    ids, spk, labels = list(z["ids"]), list(z["spk"]), z["labels"].tolist()
+    bounds = np.concatenate([[0], np.cumsum(z["lengths"])])
+    raw = z["feats"]
+    names = list(z["names"])
+    feats = [raw[bounds[i]:bounds[i + 1]].copy() for i in range(len(ids))]
+    if args.logmel:
+        cols = [i for i, n in enumerate(names) if n.startswith("melspec")]
+        for f in feats:
+            f[:, cols] = np.log(np.maximum(f[:, cols], 1.0))
+    emotions = [str(e) for e in z["emotions"]]
+    splits = inner_splits(corpus, set(spk))
+    if args.splits:
+        splits = [splits[int(i)] for i in args.splits.split(",")]
+    train_opts = parse_key_values(args.train_opts)
+    model_opts = parse_key_values(args.model_opts)
+    per_split = []
+    start_all = time.time()
+    for valid_spk in splits:
+        tr = [i for i in range(len(ids)) if spk[i] not in valid_spk]
+        va = [i for i in range(len(ids)) if spk[i] in valid_spk]
+        if args.cmvn == "train":
+            stats = accumulate(tr, lambda i: feats[i], lambda _: "train")
+            norm = Normalizer("train", stats)
+        else:
+            norm = Normalizer(args.cmvn)
+        train = Utterances([ids[i] for i in tr], [norm(feats[i], spk[i]) for i in tr], [labels[i] for i in tr])
+        valid = Utterances([ids[i] for i in va], [norm(feats[i], spk[i]) for i in va], [labels[i] for i in va])
+        config = TrainConfig.from_dict({**train_opts, "device": args.device})
+        with tempfile.TemporaryDirectory() as tmp:
+            best = train_fold(Path(tmp), train, valid, emotions, {"variant": args.model, **model_opts}, config)
+            hist = json.loads((Path(tmp) / "history.json").read_text())["history"]
+        uars = [h["valid_uar"] for h in hist]
+        per_split.append({"valid": valid_spk, "selected_uar": best["valid_uar"], "selected_epoch": best["epoch"],
+                          "last_uar": uars[-1], "last5_uar": float(np.mean(uars[-5:])), "max_uar": max(uars),
+                          "curve": [round(u, 4) for u in uars],
+                          "sec_per_epoch": float(np.mean([h["seconds"] for h in hist])),
+                          "epochs": len(hist)})
+        if args.results:  # each split as it ends, for sweeps cut short
+            with open(args.results + ".splits", "a") as f:
+                f.write(json.dumps({"name": args.name, "corpus": corpus, **per_split[-1]}) + "\n")
+    result = {"name": args.name, "corpus": corpus, "model": args.model, "train_opts": args.train_opts,
+              "model_opts": args.model_opts, "cmvn": args.cmvn, "logmel": args.logmel, "device": args.device,
+              "splits": [s["valid"] for s in per_split]}
+    for key in ("selected_uar", "last_uar", "last5_uar", "max_uar", "sec_per_epoch"):
+        result[key] = round(float(np.mean([s[key] for s in per_split])), 4)
+    result["minutes"] = round((time.time() - start_all) / 60, 2)
+    result["per_split"] = per_split
+    line = json.dumps(result)
+    print(line, flush=True)
+    if args.results:
+        with open(args.results, "a") as f:
+            f.write(line + "\n")
+
+
+def sweep(args):
+    """Runs plan lines 'name<TAB>data<TAB>extra args' with at most --jobs at once."""
+    plan = [line.split("\t") for line in Path(args.plan).read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    procs = []
+    for name, data, extra in plan:
+        while len([p for p in procs if p.poll() is None]) >= args.jobs:
+            time.sleep(1)
+        cmd = [sys.executable, __file__, "run", "--name", name, "--data", data, "--results", args.results,
+               *shlex.split(extra)]
+        log = open(Path(args.logdir) / f"{name}.{Path(data).stem}.log", "w")
+        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+    for p in procs:
+        p.wait()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("pack")
+    a.add_argument("--corpus", required=True, choices=sorted(OUTER_TEST))
+    a.add_argument("--scratch", default="/work/scratch")
+    a.add_argument("--out", required=True)
+    a = sub.add_parser("run")
+    a.add_argument("--data", required=True)
+    a.add_argument("--name", required=True)
+    a.add_argument("--model", default="lstm_tf_at")
+    a.add_argument("--train-opts", default="")
+    a.add_argument("--model-opts", default="")
+    a.add_argument("--cmvn", default="utt", choices=["utt", "train", "none"])
+    a.add_argument("--logmel", action="store_true")
+    a.add_argument("--splits", default="", help="e.g. 0,2")
+    a.add_argument("--device", default="cpu")
+    a.add_argument("--results")
+    a = sub.add_parser("sweep")
+    a.add_argument("--plan", required=True)
+    a.add_argument("--jobs", type=int, default=2)
+    a.add_argument("--results", required=True)
+    a.add_argument("--logdir", required=True)
+    args = p.parse_args()
+    {"pack": pack, "run": run, "sweep": sweep}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
