@@ -36,6 +36,7 @@ def fold_dir_name(protocol: str, repeats: int) -> str:
 
 
 def measure_row(corpus: str, folds: str, system: str, system_dir: Path, command: str) -> dict | None:
+    """The row of one system on one setup, from its scored runs; None if it has none."""
     runs = collect_runs(system_dir).get(folds)
     if not runs:
         return None
@@ -45,7 +46,7 @@ def measure_row(corpus: str, folds: str, system: str, system_dir: Path, command:
     for r in runs:
         per_fold.setdefault(r["fold"], {})[str(r["seed"])] = r["uar"]
     return {
-        "corpus": corpus, "folds": folds, "system": system, "system_dir": str(system_dir.relative_to(ROOT)),
+        "corpus": corpus, "folds": folds, "system": system, "system_dir": str(system_dir.relative_to(ROOT)) if system_dir.is_relative_to(ROOT) else str(system_dir),
         "feat": Path(config["feat_dir"]).name, "cmvn": config["cmvn"],
         "uses_test_speaker_stats": bool(runs[0].get("uses_test_speaker_stats")),
         "model_config": config["model_config"],
@@ -124,19 +125,21 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--systems", default="svm lstm lstm_t lstm_f lstm_at lstm_tf lstm_tf_at gru")
     p.add_argument("--lld-feat", default="lld93")
     p.add_argument("--random-repeats", type=int, default=5)
+    p.add_argument("--exp-dir", type=Path, default=ROOT / "exp")
+    p.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="the saved rows")
     p.add_argument("--out", type=Path, default=ROOT / "RESULTS.md")
     return p
 
 
 def main(argv=None) -> None:
     args = get_parser().parse_args(argv)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
     for setup in args.setups.split():
         corpus, protocol = setup.split(":")
         folds = fold_dir_name(protocol, args.random_repeats)
         for system in args.systems.split():
             feat = "compare_functionals" if system == "svm" else args.lld_feat
-            system_dir = ROOT / "exp" / corpus / f"{feat}_{system}"
+            system_dir = args.exp_dir / corpus / f"{feat}_{system}"
             num_folds = f" --num-folds {args.random_repeats}" if protocol == "random" else ""
             command = (f"local/run_ablation.sh --{corpus}-dir <{corpus.upper()}> --setups {setup} "
                        f"--systems {system} --seeds \"1 2 3\"  # = ./run.sh --corpus {corpus} --{corpus}-dir "
@@ -144,9 +147,9 @@ def main(argv=None) -> None:
                        f"--seeds \"1 2 3\"")
             row = measure_row(corpus, folds, system, system_dir, command)
             if row is not None:
-                (RESULTS_DIR / f"{corpus}_{folds}_{system}.json").write_text(json.dumps(row, indent=1) + "\n")
+                (args.results_dir / f"{corpus}_{folds}_{system}.json").write_text(json.dumps(row, indent=1) + "\n")
     order = {s: i for i, s in enumerate(args.systems.split())}
-    rows = [json.loads(p.read_text()) for p in sorted(RESULTS_DIR.glob("*.json"))]
+    rows = [json.loads(p.read_text()) for p in sorted(args.results_dir.glob("*.json"))]
     rows.sort(key=lambda r: (r["corpus"], r["folds"], order.get(r["system"], 99)))
     args.out.write_text(render(rows))
     print(args.out.read_text())

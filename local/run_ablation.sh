@@ -36,7 +36,7 @@ for setup in $setups; do
   [ "$protocol" = random ] && folds_opt="--num-folds $random_repeats"
   for system in $systems; do
     if [ "$system" = svm ]; then feat=compare_functionals; else feat=$lld_feat; fi
-    commands+=("./run.sh --corpus $corpus --${corpus}-dir $(printf %q "${!dir_var}") --protocol $protocol $folds_opt --feat $feat --model $system --seeds $(printf %q "$seeds") --gpu $gpu --stage 1 --stop-stage 6 $extra_opts")
+    commands+=("./run.sh --corpus $corpus --${corpus}-dir $(printf %q "${!dir_var}") --protocol $protocol $folds_opt --feat $feat --model $system --seeds $(printf %q "$seeds") --gpu $gpu --baseline \"\" --stage 1 --stop-stage 6 $extra_opts")
   done
 done
 

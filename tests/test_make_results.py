@@ -1,0 +1,50 @@
+"""local/make_results.py: rows saved per (setup, system), kept when their exp dirs are
+gone, and paired tests over folds with the seeds averaged within each fold."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fake_system(exp: Path, system: str, uars: dict[tuple[str, int], float]) -> None:
+    for (fold, seed), uar in uars.items():
+        run = exp / "casia" / system / "loso" / f"seed{seed}" / fold
+        run.mkdir(parents=True)
+        (run / "results.json").write_text(json.dumps({
+            "fold": fold, "seed": seed, "uar": uar, "wa": uar, "macro_f1": uar, "train_seconds": 60,
+            "num_utts": 300, "num_test_excluded": 0}))
+        (run / "run_config.json").write_text(json.dumps({
+            "feat_dir": "data/casia/feats/x", "cmvn": "train", "model_config": {}, "commit": "abc",
+            "train_config": {"seed": seed, "lr": 1}}))
+
+
+def make_results(exp: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "local/make_results.py"), "--setups", "casia:loso",
+                           "--systems", "svm lstm_tf_at", "--exp-dir", str(exp),
+                           "--results-dir", str(tmp_path / "rows"), "--out", str(tmp_path / "RESULTS.md")],
+                          capture_output=True, text=True)
+
+
+def test_rows_pairing_and_persistence(tmp_path):
+    exp = tmp_path / "exp"
+    folds = ["fold1", "fold2", "fold3"]
+    fake_system(exp, "compare_functionals_svm", {(f, s): 0.40 for f in folds for s in (1, 2, 3)})
+    # lstm_tf_at: seed 1 and 2 differ; per-fold means 0.50, 0.45, 0.55.
+    fake_system(exp, "lld93_lstm_tf_at", {(f, s): m + (0.02 if s == 1 else -0.02)
+                                          for f, m in zip(folds, (0.50, 0.45, 0.55)) for s in (1, 2)})
+    out = make_results(exp, tmp_path)
+    assert out.returncode == 0, out.stderr
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| svm | x | train | 3 × 3 | 40.00 ± 0.00 |" in text
+    assert "3 × 2 (**fewer than 3 seeds**)" in text
+    assert "| svm | 3 | +10.00 |" in text  # paired over 3 folds, not 6 runs
+    assert "--model lstm_tf_at" in text and "| abc |" in text
+    # Rows stay once measured, also when exp/ is gone.
+    import shutil
+    shutil.rmtree(exp)
+    assert make_results(exp, tmp_path).returncode == 0
+    assert "| svm | 3 | +10.00 |" in (tmp_path / "RESULTS.md").read_text()
