@@ -151,7 +151,16 @@ def main(argv=None) -> None:
     order = {s: i for i, s in enumerate(args.systems.split())}
     rows = [json.loads(p.read_text()) for p in sorted(args.results_dir.glob("*.json"))]
     rows.sort(key=lambda r: (r["corpus"], r["folds"], order.get(r["system"], 99)))
-    args.out.write_text(render(rows))
+    text = render(rows)
+    measured = {(r["corpus"], r["folds"], r["system"]) for r in rows}
+    missing = [f"{setup} {system}" for setup in args.setups.split() for system in args.systems.split()
+               if (setup.split(":")[0], fold_dir_name(setup.split(":")[1], args.random_repeats), system)
+               not in measured]
+    if missing:
+        text += ("\n## Not measured yet\n\nRows of the table asked for that have no scored runs "
+                 "(`local/run_ablation.sh` trains them and resumes):\n\n"
+                 + "".join(f"- {m}\n" for m in missing))
+    args.out.write_text(text)
     print(args.out.read_text())
 
 
