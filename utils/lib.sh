@@ -14,31 +14,21 @@ record_id() {  # record_id <dir>: short hash of <dir>/.done, or "none" if incomp
   if [ -f "$1/.done" ]; then sha1sum < "$1/.done" | cut -c1-12; else echo none; fi
 }
 
-# check_record <dir> <record>: 0 when <dir> is complete with this record, 1 when it is
-# not complete, 2 when it was completed with another record (the differences go to stderr).
-check_record() {
-  [ -f "$1/.done" ] || return 1
-  [ "$(cat "$1/.done")" = "$2" ] && return 0
-  echo "$1 was made from other inputs or settings:" >&2
-  diff "$1/.done" <(printf '%s\n' "$2") | sed -n 's/^< /  then: /p; s/^> /  now:  /p' >&2
-  return 2
-}
-
 mark_done() {  # mark_done <dir> <record>
   printf '%s\n' "$2" > "$1/.done.tmp" && mv "$1/.done.tmp" "$1/.done"
 }
 
 # is_done <dir> <record>: 0 when complete with this record; 1 when it must be
 # (re)built. Stage outputs are functions of their record, so an output made from
-# other inputs is rebuilt, never reused; its .done goes first so a killed rebuild
-# cannot leave it looking complete.
+# other inputs is rebuilt, never reused: the differences are printed, and .done goes
+# first so that a killed rebuild cannot leave it looking complete.
 is_done() {
-  local rc=0
-  check_record "$1" "$2" || rc=$?
-  case $rc in
-    0) return 0 ;;
-    2) log "rebuilding $1"; rm -f "$1/.done" ;;
-  esac
+  [ -f "$1/.done" ] || return 1
+  [ "$(cat "$1/.done")" = "$2" ] && return 0
+  echo "$1 was made from other inputs or settings:" >&2
+  diff "$1/.done" <(printf '%s\n' "$2") | sed -n 's/^< /  then: /p; s/^> /  now:  /p' >&2
+  log "rebuilding $1"
+  rm -f "$1/.done"
   return 1
 }
 
