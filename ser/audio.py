@@ -17,7 +17,6 @@ from math import gcd
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from ser.errors import AudioError
 
@@ -104,6 +103,8 @@ def read_audio(source: Path | str) -> tuple[np.ndarray, int]:
             raise AudioError(data, "file not found")
         if data.stat().st_size == 0:
             raise AudioError(data, "empty file (0 bytes)")
+    import soundfile as sf  # here: training and scoring import this module but read no audio
+
     try:
         return sf.read(data, dtype="float32", always_2d=True)
     except Exception as err:  # libsndfile's errors name no common type

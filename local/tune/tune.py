@@ -85,9 +85,12 @@ def run(args):
     for valid_spk in splits:
         tr = [i for i in range(len(ids)) if spk[i] not in valid_spk]
         va = [i for i in range(len(ids)) if spk[i] in valid_spk]
-        if args.cmvn == "train":
+        if args.cmvn in ("train", "uttmean"):
             stats = accumulate(tr, lambda i: feats[i], lambda _: "train")
             norm = Normalizer("train", stats)
+            if args.cmvn == "uttmean":  # own mean removed, scaled by the training std
+                scale = norm.scale["train"]
+                norm = lambda f, _s, scale=scale: ((f - f.mean(axis=0)) * scale).astype(np.float32)  # noqa: E731
         else:
             norm = Normalizer(args.cmvn)
         train = Utterances([ids[i] for i in tr], [norm(feats[i], spk[i]) for i in tr], [labels[i] for i in tr])
@@ -129,7 +132,7 @@ def sweep(args):
             time.sleep(1)
         cmd = [sys.executable, __file__, "run", "--name", name, "--data", data, "--results", args.results,
                *shlex.split(extra)]
-        log = open(Path(args.logdir) / f"{name}.{Path(data).stem}.log", "w")
+        log = open(Path(args.logdir) / f"{name}.{Path(data).stem}.{abs(hash(extra)) % 10**6}.log", "w")
         procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
     for p in procs:
         p.wait()
@@ -148,7 +151,7 @@ def main():
     a.add_argument("--model", default="lstm_tf_at")
     a.add_argument("--train-opts", default="")
     a.add_argument("--model-opts", default="")
-    a.add_argument("--cmvn", default="utt", choices=["utt", "train", "none"])
+    a.add_argument("--cmvn", default="utt", choices=["utt", "train", "uttmean", "none"])
     a.add_argument("--logmel", action="store_true")
     a.add_argument("--splits", default="", help="e.g. 0,2")
     a.add_argument("--device", default="cpu")
