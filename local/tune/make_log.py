@@ -8,7 +8,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SOURCES = [("results_device_splits.jsonl", "H200 GPU, 16 runs sharing it"),
-           ("results_cpu.jsonl.splits", "CPU here, 1 thread, 2 runs at once")]
+           ("results_cpu.jsonl.splits", "CPU here, 1 thread, 2 runs at once"),
+           ("results_device2.jsonl.splits", "sweep 2: device CPU, 16 runs at once, 1 thread each"),
+           ("results_device3.jsonl.splits", "sweep 3: device CPU, 16 runs at once, 1 thread each")]
 
 
 def main():

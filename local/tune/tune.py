@@ -56,8 +56,50 @@ def inner_splits(corpus, speakers):
     return EMODB_GROUPS
 
 
+def stats_model_builder():
+    """build_model with an experimental option utterance_stats: the head also sees the
+    mean and std over valid frames of each input dimension (the functionals a linear
+    model on lld93 needs; trivial under cmvn utt). For tuning only."""
+    import torch
+    from torch import nn
+    from ser import model as ser_model
+
+    class StatsSERModel(ser_model.SERModel):
+        def forward(self, feats, lengths):
+            valid = (torch.arange(feats.size(1)).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2).to(feats.dtype)
+            count = valid.sum(1)
+            mean = (feats * valid).sum(1) / count
+            std = ((((feats - mean.unsqueeze(1)) * valid) ** 2).sum(1) / count + 1e-5).sqrt()
+            x, lens = (self._stack_frames(feats, lengths) if self.frame_stack > 1 else (feats, lengths))
+            outputs = self.encoder(self.input_dropout(x))
+            batch, frames = outputs.size(0), outputs.size(1)
+            last = outputs[torch.arange(batch), lens - 1]
+            ok = torch.arange(frames).unsqueeze(0) < lens.unsqueeze(1)
+            pooled = []
+            if self.time_attention is not None:
+                pooled.append(self.time_attention(outputs, last, ok))
+            if self.feature_attention is not None:
+                pooled.append(self.feature_attention(outputs, ok))
+            if not pooled:
+                pooled.append(last)
+            return self.head(torch.cat(pooled + [self.stats_dropout(torch.cat([mean, std], 1))], dim=1))
+
+    def build(input_dim, num_classes, variant, utterance_stats=False, **options):
+        model = ser_model.build_model(input_dim, num_classes, variant, **options)
+        if utterance_stats:
+            model.__class__ = StatsSERModel
+            old = model.head[1]
+            model.head[1] = nn.Linear(old.in_features + 2 * input_dim, old.out_features)
+            model.stats_dropout = nn.Dropout(float(utterance_stats) if utterance_stats is not True else 0.0)
+            model.config["utterance_stats"] = utterance_stats
+        return model
+    return build
+
+
 def run(args):
     import torch
+    import ser.train
+    ser.train.build_model = stats_model_builder()
     from ser.cmvn import Normalizer, accumulate
     from ser.train import TrainConfig, Utterances, train_fold
     from ser.config import parse_key_values
