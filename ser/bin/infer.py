@@ -49,8 +49,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="torchscript", choices=BACKENDS,
                    help="torchscript (model.pt) or onnx (model.onnx through onnxruntime)")
     p.add_argument("--segments", action="store_true", help="one line per window: emotion over time")
-    p.add_argument("--window", type=float, default=SEGMENT_WINDOW, help="--segments: window length, seconds")
-    p.add_argument("--hop", type=float, default=SEGMENT_HOP, help="--segments: hop between windows, seconds")
+    p.add_argument("--window", type=float, default=SEGMENT_WINDOW,
+                   help="--segments: window length, seconds (default %(default)s)")
+    p.add_argument("--hop", type=float, default=SEGMENT_HOP,
+                   help="--segments: hop between windows, seconds (default %(default)s)")
     p.add_argument("--plot", type=Path, help="--segments: write a timeline picture per file here")
     return p
 
