@@ -91,7 +91,7 @@ def attention_bundle(tiny_recipe) -> Path:
 
 
 @pytest.fixture(scope="session")
-def svm_bundle(tiny_recipe) -> Path:
+def synth_svm_bundle(tiny_recipe) -> Path:
     """Stages 3-7 of the svm baseline in the tiny recipe."""
     run_recipe(tiny_recipe, "--stage", "3", "--stop-stage", "7", *SVM)
     return tiny_recipe / SVM_SYSTEM / "final"

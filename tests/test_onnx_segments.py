@@ -81,11 +81,11 @@ def test_window_starts_and_output_names():
 
 
 @pytest.fixture(scope="module")
-def sad_then_angry(svm_bundle, tiny_recipe, tmp_path_factory):
+def sad_then_angry(synth_svm_bundle, tiny_recipe, tmp_path_factory):
     """sox's concatenation of the synth 'sad' and 'angry' clips that the svm bundle is
     surest about, and the time of the join."""
     data = read_data_dir(tiny_recipe / "data" / "synth")
-    classifier = EmotionClassifier.load(svm_bundle)
+    classifier = EmotionClassifier.load(synth_svm_bundle)
     chosen = {}
     for emotion in ("sad", "angry"):
         utts = [u for u in data.utts if data.emotions[data.label(u)] == emotion]
@@ -97,9 +97,9 @@ def sad_then_angry(svm_bundle, tiny_recipe, tmp_path_factory):
     return out, join
 
 
-def test_segments_follow_a_change_of_emotion(svm_bundle, sad_then_angry, tmp_path, capsys):
+def test_segments_follow_a_change_of_emotion(synth_svm_bundle, sad_then_angry, tmp_path, capsys):
     wav, join = sad_then_angry
-    status, out, err = cli(capsys, "--model", svm_bundle, "--segments", "--plot", tmp_path / "plots", wav)
+    status, out, err = cli(capsys, "--model", synth_svm_bundle, "--segments", "--plot", tmp_path / "plots", wav)
     assert status == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
     assert list(rows[0])[:4] == ["id", "start", "end", "emotion"] and list(rows[0])[-1] == "error"
