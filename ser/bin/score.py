@@ -21,8 +21,8 @@ import torch
 
 from ser.bin import run_tool
 from ser.cmvn import USES_TEST_SPEAKER_STATS, Normalizer
-from ser.datadir import read_data_dir
 from ser.config import load_yaml
+from ser.datadir import read_data_dir
 from ser.errors import SerError
 from ser.explain import explain_utterances, feature_groups, summarize_fold, write_fold_attention
 from ser.folds import read_fold
@@ -71,11 +71,11 @@ def score_run(run_dir: Path, folds_dir: Path | None = None) -> dict | None:
     fold = read_fold(folds_dir, cfg["fold"])
     test = load_fold_data(data, Path(cfg["feat_dir"]), fold.test,
                           Normalizer.load(cfg["cmvn"], cfg["cmvn_stats"]))
+    if not len(test):
+        raise SerError(f"{run_dir}: no test utterance has features")
     if scored:  # scored before attention summaries existed: only those are missing
         write_attention(run_dir, cfg, test, run_record)
         return None
-    if not len(test):
-        raise SerError(f"{run_dir}: no test utterance has features")
     if cfg["model_config"].get("variant") == "svm":
         from ser.svm import load_svm
         classifier = load_svm(run_dir)
@@ -129,7 +129,7 @@ def write_attention(run_dir: Path, cfg: dict, test, run_record: str) -> None:
     model.load_state_dict(best["model"])
     feat_dir = Path(cfg["feat_dir"])
     names_file = feat_dir / "feat_names.txt"
-    names = names_file.read_text().split() if names_file.is_file() else \
+    names = names_file.read_text().splitlines() if names_file.is_file() else \
         [str(i) for i in range(model.input_dim)]
     feat = load_yaml(feat_dir / "feat_conf.yaml")["feat"] if (feat_dir / "feat_conf.yaml").is_file() else ""
     groups = feature_groups(feat, names)
