@@ -129,6 +129,23 @@ def attention_gate_scan(
 ) -> Tensor:
     """The recurrence of :class:`AttentionGateRecurrence` as a plain step loop
     (scripted when traced, so a traced model keeps the loop over any number of frames)."""
+    if peephole is None:
+        return _attention_gate_loop(x_proj, weight_hh, weight_f, weight_vf, bias_f, bias_f, False)
+    return _attention_gate_loop(x_proj, weight_hh, weight_f, weight_vf, bias_f, peephole, True)
+
+
+@torch.jit.script_if_tracing
+def _attention_gate_loop(
+    x_proj: Tensor,
+    weight_hh: Tensor,
+    weight_f: Tensor,
+    weight_vf: Tensor,
+    bias_f: Tensor,
+    peephole: Tensor,
+    use_peephole: bool,
+) -> Tensor:
+    """:func:`attention_gate_scan` with the peephole as a tensor and a flag: the ONNX
+    exporter writes a None argument as an untyped Optional that onnxruntime rejects."""
     hidden = weight_hh.size(1)
     h = x_proj.new_zeros(x_proj.size(1), hidden)
     c = torch.zeros_like(h)
@@ -137,7 +154,7 @@ def attention_gate_scan(
         f = torch.sigmoid(torch.tanh(c @ weight_f.t()) @ weight_vf.t() + bias_f)
         z_c, z_o = (x_proj[t] + h @ weight_hh.t()).chunk(2, dim=-1)
         c = f * c + (1 - f) * torch.tanh(z_c)
-        if peephole is not None:
+        if use_peephole:
             z_o = z_o + peephole * c
         h = torch.sigmoid(z_o) * torch.tanh(c)
         outputs.append(h)
@@ -174,9 +191,12 @@ class AttentionGateLSTMLayer(nn.Module):
         """x: (T, B, D) time-major -> h: (T, B, H)."""
         x_proj = self.input_proj(x)
         if torch.jit.is_scripting() or torch.jit.is_tracing():
-            return attention_gate_scan(
-                x_proj, self.weight_hh, self.weight_f, self.weight_vf, self.bias_f, self.peephole
-            )
+            peephole = self.peephole  # no Optional reaches the exported graph (see _attention_gate_loop)
+            if peephole is None:
+                return _attention_gate_loop(
+                    x_proj, self.weight_hh, self.weight_f, self.weight_vf, self.bias_f, self.bias_f, False)
+            return _attention_gate_loop(
+                x_proj, self.weight_hh, self.weight_f, self.weight_vf, self.bias_f, peephole, True)
         return self._fast_recurrence(x_proj)
 
     @torch.jit.unused

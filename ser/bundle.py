@@ -11,6 +11,8 @@ A bundle holds
     (StandardScaler + LinearSVC), posteriors the softmax of its decision function:
     scores whose argmax is the SVM's decision, not calibrated probabilities;
 
+- ``model.onnx``: the neural models also as ONNX (dynamic batch and time axes), for
+  onnxruntime without PyTorch (``backend="onnx"``), checked against ``model.pt`` at export;
 - ``bundle.json``: the labels, the feature extractor (Lhotse's config), the
   normalisation, the model and training settings, the training corpus;
 - ``feats/``: files the feature extractor reads (``lld93.conf`` for lld93);
@@ -54,6 +56,9 @@ FORMAT = 1
 CHECKSUMS = "SHA256SUMS"
 # bundle.json's model.kind -> the model's file; bundles without a kind are torchscript.
 MODEL_FILES = {"torchscript": "model.pt", "svm": "svm.joblib"}
+ONNX_FILE = "model.onnx"
+BACKENDS = ("torchscript", "onnx")
+ONNX_OPSET = 17
 AudioInput = str | Path | np.ndarray
 
 SPEAKER_CMVN_NOTE = (
@@ -87,6 +92,53 @@ def script_model(model: nn.Module, tolerance: float = 1e-4) -> torch.jit.ScriptM
             raise SerError(f"the TorchScript model differs from the trained one by {diff:.3g} "
                            f"in the logits (frames {lengths.tolist()})")
     return scripted
+
+
+def _check_lengths() -> list[list[int]]:
+    """Batches of different lengths, and single inputs, that exports are checked on."""
+    return [[1, 9, 40, 173], [3], [250], [57, 57]]
+
+
+def export_onnx(scripted: torch.jit.ScriptModule, input_dim: int, path: Path, tolerance: float = 1e-4) -> None:
+    """Writes the scripted model as ONNX, with dynamic batch and frame axes: from the
+    script, so the recurrence's loop over frames becomes an ONNX Loop rather than a
+    trace of one length. Checked with onnxruntime against the TorchScript posteriors."""
+    with warnings.catch_warnings():  # the TorchScript-based exporter warns that it is deprecated
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            scripted, (torch.zeros(2, 7, input_dim), torch.tensor([7, 4])), str(path), dynamo=False,
+            input_names=["feats", "lengths"], output_names=["logits"], opset_version=ONNX_OPSET,
+            dynamic_axes={"feats": {0: "batch", 1: "frames"}, "lengths": {0: "batch"}, "logits": {0: "batch"}})
+    session = onnx_session(path)
+    generator = torch.Generator().manual_seed(1)
+    for lengths in _check_lengths():
+        lengths = torch.tensor(lengths)
+        feats = torch.randn(len(lengths), int(lengths.max()), input_dim, generator=generator)
+        with torch.no_grad():
+            expected = torch.softmax(scripted(feats, lengths), dim=-1).numpy()
+        got = _softmax(session.run(None, {"feats": feats.numpy(), "lengths": lengths.numpy()})[0])
+        diff = float(np.abs(got - expected).max())
+        if not diff <= tolerance:
+            raise SerError(f"{path}: the ONNX model's posteriors differ from the TorchScript "
+                           f"model's by {diff:.3g} (frames {lengths.tolist()})")
+
+
+def onnx_session(path: Path):
+    """An onnxruntime CPU session of ``path``."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise SerError("the onnx backend needs onnxruntime (pip install -r tools/requirements.txt)") from None
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # its warnings about unused initialisers are not the user's
+    # As many threads as torch uses (path.sh: 1 per job), not onnxruntime's one per core.
+    options.intra_op_num_threads = torch.get_num_threads()
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
 
 
 def save_extractor(extractor: FeatureExtractor, feat: str, options: dict, bundle_dir: Path) -> dict:
@@ -230,7 +282,9 @@ def export_bundle(run_dir: Path, out_dir: Path, results_dir: Path | None = None)
     else:
         with _quiet_jit():
             scripted.save(str(tmp / MODEL_FILES["torchscript"]))
-        model_info = {"kind": "torchscript", "labels": best["labels"], "config": best["model_config"]}
+        export_onnx(scripted, model.input_dim, tmp / ONNX_FILE)
+        model_info = {"kind": "torchscript", "labels": best["labels"], "config": best["model_config"],
+                      "onnx": ONNX_FILE}
     features = save_extractor(extractor, feat, options, tmp)
     data_dir = Path(run_config["data_dir"])
     _check_features(load_extractor(features, tmp), data_dir, feat_dir)
@@ -243,7 +297,8 @@ def export_bundle(run_dir: Path, out_dir: Path, results_dir: Path | None = None)
     history = json.loads((run_dir / "history.json").read_text())
     meta = {
         "format": FORMAT, "labels": model_info["labels"], "features": features, "cmvn": cmvn,
-        "model": {"name": run_config["model"], "kind": model_info["kind"], "config": model_info["config"]},
+        "model": {"name": run_config["model"], "kind": model_info["kind"], "config": model_info["config"],
+                  **({"onnx": model_info["onnx"]} if "onnx" in model_info else {})},
         "training": {"corpus": data_dir.name, "data_dir": str(data_dir), "run_dir": str(run_dir),
                      "folds_dir": run_config["folds_dir"], "num_train": run_config["num_train"],
                      "num_valid": run_config["num_valid"], "train_config": run_config["train_config"],
@@ -270,17 +325,42 @@ class Prediction:
     num_chunks: int = 1
 
 
+@dataclass
+class Segment:
+    """One window of :meth:`EmotionClassifier.predict_segments`, in seconds."""
+    start: float
+    end: float
+    label: str
+    posteriors: dict[str, float]
+
+
+# Emotion over time: 2 s windows, about one utterance of the acted corpora the models
+# learn from, every 0.5 s, so a change shows within half a second of where it is.
+SEGMENT_WINDOW = 2.0
+SEGMENT_HOP = 0.5
+
+
+def window_starts(num_samples: int, window: int, hop: int) -> list[int]:
+    """Starts of ``window``-sample windows every ``hop`` samples; the last one ends with
+    the audio (overlapping its neighbour more), and audio shorter than a window is one."""
+    if num_samples <= window:
+        return [0]
+    last = num_samples - window
+    return list(range(0, last, hop)) + [last]
+
+
 class EmotionClassifier:
     """A loaded bundle: audio in (path or array, any sample rate, mono or stereo),
     :class:`Prediction` out. Audio longer than ``chunk_seconds`` is classified in
     chunks of that length overlapping by at least ``chunk_overlap`` seconds, and the
     chunks' posteriors are averaged; ``batch_size`` chunks go through the model at once.
-    ``model`` is TorchScript or, for an svm bundle, a :class:`ser.svm.SvmClassifier`
-    (whose posteriors are softmax scores, see the module docstring)."""
+    ``model`` is TorchScript, an onnxruntime session (``backend="onnx"``) or, for an svm
+    bundle, a :class:`ser.svm.SvmClassifier` (whose posteriors are softmax scores, see
+    the module docstring)."""
 
     def __init__(self, bundle_dir: Path, model, extractor: FeatureExtractor,
                  normalizer: Normalizer, meta: dict, device: str = "cpu", batch_size: int = 16,
-                 chunk_seconds: float = 10.0, chunk_overlap: float = 1.0):
+                 chunk_seconds: float = 10.0, chunk_overlap: float = 1.0, backend: str = "torchscript"):
         if batch_size < 1:
             raise SerError(f"batch size must be positive, got {batch_size}")
         if not 0 <= chunk_overlap < chunk_seconds or chunk_seconds < frame_length(extractor):
@@ -291,13 +371,18 @@ class EmotionClassifier:
         self.normalizer, self.meta, self.device, self.batch_size = normalizer, meta, device, batch_size
         self.labels: list[str] = meta["labels"]
         self.kind: str = meta["model"].get("kind", "torchscript")
+        self.backend = backend
         self.chunk_samples = round(chunk_seconds * SAMPLE_RATE)
         self.chunk_hop = self.chunk_samples - round(chunk_overlap * SAMPLE_RATE)
 
     @classmethod
-    def load(cls, bundle_dir: Path | str, device: str = "cpu", **options) -> EmotionClassifier:
-        """Checks the bundle's SHA256SUMS, then loads it; ``options``: ``batch_size``,
-        ``chunk_seconds``, ``chunk_overlap``."""
+    def load(cls, bundle_dir: Path | str, device: str = "cpu", backend: str = "torchscript",
+             **options) -> EmotionClassifier:
+        """Checks the bundle's SHA256SUMS, then loads it; ``backend``: ``torchscript``
+        (model.pt) or ``onnx`` (model.onnx through onnxruntime, CPU); ``options``:
+        ``batch_size``, ``chunk_seconds``, ``chunk_overlap``."""
+        if backend not in BACKENDS:
+            raise SerError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         bundle_dir = Path(bundle_dir).resolve()
         if not bundle_dir.is_dir():
             raise SerError(f"{bundle_dir}: no such model bundle directory")
@@ -315,7 +400,14 @@ class EmotionClassifier:
             warnings.warn(f"{bundle_dir}: {cmvn['note']}", stacklevel=2)
         normalizer = Normalizer(cmvn["inference"]) if cmvn["inference"] in STATELESS_MODES \
             else Normalizer.load("train", bundle_dir / "cmvn.npz")
-        if kind == "svm":
+        if backend == "onnx":
+            if kind != "torchscript":
+                raise SerError(f"{bundle_dir}: an {kind} bundle has no ONNX model; use the torchscript backend")
+            if ONNX_FILE not in listed:
+                raise SerError(f"{bundle_dir / ONNX_FILE}: not in the bundle (exported before ONNX "
+                               "was added?); export it again with steps/export_model.sh")
+            model = onnx_session(bundle_dir / ONNX_FILE)
+        elif kind == "svm":
             from ser.svm import load_svm
             model = load_svm(bundle_dir / MODEL_FILES["svm"])
             if model.labels != meta["labels"]:
@@ -324,7 +416,7 @@ class EmotionClassifier:
             with _quiet_jit():
                 model = torch.jit.load(str(bundle_dir / MODEL_FILES[kind]), map_location=device).eval()
         return cls(bundle_dir, model, load_extractor(meta["features"], bundle_dir), normalizer, meta,
-                   device, **options)
+                   device, backend=backend, **options)
 
     def predict(self, audio: AudioInput, sample_rate: int | None = None) -> Prediction:
         """One file or array; raises AudioError if it cannot be used."""
@@ -357,23 +449,60 @@ class EmotionClassifier:
                                     int((owners_array == i).sum()))
         return results
 
-    def _features(self, audio: AudioInput, sample_rate: int | None, name: str) -> list[np.ndarray]:
-        """Normalised features of each chunk of one input."""
+    def predict_segments(self, audios: Sequence[AudioInput], window: float = SEGMENT_WINDOW,
+                         hop: float = SEGMENT_HOP, sample_rate: int | None = None,
+                         ) -> list[list[Segment] | AudioError]:
+        """Emotion over time: each input cut into ``window``-second windows every ``hop``
+        seconds (:func:`window_starts`), each window classified by itself. One list of
+        segments per input, in order, or the input's AudioError in its place."""
+        if not (0 < hop and frame_length(self.extractor) <= window):
+            raise SerError(f"need a positive hop ({hop}) and a window ({window} s) of at least "
+                           f"one frame ({frame_length(self.extractor)} s)")
+        size, step = round(window * SAMPLE_RATE), max(1, round(hop * SAMPLE_RATE))
+        results: list[list[Segment] | AudioError | None] = [None] * len(audios)
+        feats, owners, spans = [], [], []
+        for i, audio in enumerate(audios):
+            try:
+                samples, source = self.samples(audio, sample_rate, f"<array {i}>")
+                starts = window_starts(samples.size, size, step)
+                ends = [min(s + size, samples.size) for s in starts]
+                feats += [self.features(samples[s:e], source) for s, e in zip(starts, ends, strict=True)]
+            except AudioError as err:
+                results[i] = err
+                continue
+            owners += [i] * len(starts)
+            spans += [(s / SAMPLE_RATE, e / SAMPLE_RATE) for s, e in zip(starts, ends, strict=True)]
+        posteriors = self._posteriors(feats)
+        for i in set(owners):
+            results[i] = []
+        for i, (start, end), post in zip(owners, spans, posteriors, strict=True):
+            results[i].append(Segment(round(start, 4), round(end, 4), self.labels[int(post.argmax())],
+                                      {label: float(p) for label, p in zip(self.labels, post, strict=True)}))
+        return results
+
+    def samples(self, audio: AudioInput, sample_rate: int | None, name: str = "<array>") -> tuple[np.ndarray, str]:
+        """16 kHz mono samples of a file or array, and the name its errors carry."""
         if isinstance(audio, (str, Path)):
             if sample_rate is not None:
                 raise SerError("sample_rate is for arrays; files carry their own")
-            samples, source = load_audio(audio), str(audio)
-        else:
-            if sample_rate is None:
-                raise SerError("give the sample_rate of an array input")
-            samples, source = to_mono_16k(audio, sample_rate, name), name
+            return load_audio(audio), str(audio)
+        if sample_rate is None:
+            raise SerError("give the sample_rate of an array input")
+        return to_mono_16k(audio, sample_rate, name), name
+
+    def features(self, samples: np.ndarray, source: str) -> np.ndarray:
+        """Normalised features of 16 kHz mono samples, as the model reads them."""
+        return self.normalizer(extract_features(self.extractor, samples, source))
+
+    def _features(self, audio: AudioInput, sample_rate: int | None, name: str) -> list[np.ndarray]:
+        """Normalised features of each chunk of one input."""
+        samples, source = self.samples(audio, sample_rate, name)
         starts = [0]
         if samples.size > self.chunk_samples:
             # Equal chunks; the last one ends with the audio, overlapping its neighbour more.
             last = samples.size - self.chunk_samples
             starts = list(range(0, last, self.chunk_hop)) + [last]
-        return [self.normalizer(extract_features(self.extractor, samples[s:s + self.chunk_samples], source))
-                for s in starts]
+        return [self.features(samples[s:s + self.chunk_samples], source) for s in starts]
 
     @torch.no_grad()
     def _posteriors(self, feats: list[np.ndarray]) -> np.ndarray:
@@ -383,7 +512,12 @@ class EmotionClassifier:
             return self.model.posteriors(feats).reshape(len(feats), len(self.labels))
         chunks = Utterances([str(i) for i in range(len(feats))], feats, [0] * len(feats))  # no labels
         posteriors = np.zeros((len(feats), len(self.labels)), dtype=np.float32)
+        onnx = self.backend == "onnx"
         for indices in bucketed_batches([f.shape[0] for f in feats], self.batch_size, None):
-            batch, lengths, _ = collate(chunks, indices, self.device)
-            posteriors[indices] = torch.softmax(self.model(batch, lengths), dim=-1).cpu().numpy()
+            batch, lengths, _ = collate(chunks, indices, "cpu" if onnx else self.device)
+            if onnx:
+                logits = self.model.run(None, {"feats": batch.numpy(), "lengths": lengths.numpy()})[0]
+                posteriors[indices] = _softmax(logits)
+            else:
+                posteriors[indices] = torch.softmax(self.model(batch, lengths), dim=-1).cpu().numpy()
         return posteriors

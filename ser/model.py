@@ -34,7 +34,7 @@ the same logits, for a TorchScript export.
 """
 
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import yaml
@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from ser.attention_lstm import AttentionGateLSTM
 
 MODEL_VARIANTS = ("lstm", "lstm_t", "lstm_f", "lstm_at", "lstm_tf", "lstm_tf_at", "gru")
+ATTENTION_VARIANTS = ("lstm_t", "lstm_f", "lstm_tf", "lstm_tf_at")  # time and/or feature attention
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
 
 # variant -> (encoder cell, time attention, feature attention)
@@ -82,9 +83,12 @@ class TimeAttention(nn.Module):
         self.weight = nn.Linear(hidden_size, hidden_size, bias=False)  # W_T
 
     def forward(self, outputs: Tensor, last: Tensor, valid: Tensor) -> Tensor:
+        return torch.bmm(self.weights(outputs, last, valid).unsqueeze(1), outputs).squeeze(1)
+
+    def weights(self, outputs: Tensor, last: Tensor, valid: Tensor) -> Tensor:
+        """s_T (B, T): sums to 1 over the valid frames, 0 on padding."""
         scores = torch.bmm(outputs, self.weight(last).unsqueeze(2)).squeeze(2)  # o_t . (W_T o_L)
-        weights = scores.masked_fill(~valid, float("-inf")).softmax(dim=1)
-        return torch.bmm(weights.unsqueeze(1), outputs).squeeze(1)
+        return scores.masked_fill(~valid, float("-inf")).softmax(dim=1)
 
 
 class FeatureAttention(nn.Module):
@@ -96,8 +100,11 @@ class FeatureAttention(nn.Module):
         self.proj = nn.Linear(attention_size, hidden_size, bias=False)  # V_F
 
     def forward(self, outputs: Tensor, valid: Tensor) -> Tensor:
-        weights = self.proj(torch.tanh(self.weight(outputs))).softmax(dim=2)
-        return (weights * outputs).masked_fill(~valid.unsqueeze(2), 0.0).sum(dim=1)
+        return (self.weights(outputs) * outputs).masked_fill(~valid.unsqueeze(2), 0.0).sum(dim=1)
+
+    def weights(self, outputs: Tensor) -> Tensor:
+        """s_F (B, T, H): each frame's weights over the H encoder outputs (sum 1)."""
+        return self.proj(torch.tanh(self.weight(outputs))).softmax(dim=2)
 
 
 class SERModel(nn.Module):
@@ -133,6 +140,19 @@ class SERModel(nn.Module):
 
     def forward(self, feats: Tensor, lengths: Tensor) -> Tensor:
         """feats (B, T, D) zero-padded, lengths (B,) valid frames -> logits (B, classes)."""
+        outputs, last, valid = self._encode(feats, lengths)
+        pooled: List[Tensor] = []
+        if self.time_attention is not None:
+            pooled.append(self.time_attention(outputs, last, valid))
+        if self.feature_attention is not None:
+            pooled.append(self.feature_attention(outputs, valid))
+        if len(pooled) == 0:
+            pooled.append(last)
+        return self.head(torch.cat(pooled, dim=1))
+
+    def _encode(self, feats: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Encoder outputs (B, T', H) over the model's steps (T' = ceil(T / frame_stack)),
+        each utterance's last valid output (B, H) and the valid steps (B, T')."""
         if not torch.jit.is_tracing():  # data-dependent checks would freeze into a trace
             self._check_inputs(feats, lengths)
         lengths = lengths.to(feats.device)
@@ -142,14 +162,42 @@ class SERModel(nn.Module):
         batch, frames = outputs.size(0), outputs.size(1)
         last = outputs[torch.arange(batch, device=feats.device), lengths - 1]
         valid = torch.arange(frames, device=feats.device).unsqueeze(0) < lengths.unsqueeze(1)
+        return outputs, last, valid
+
+    @property
+    def has_attention(self) -> bool:
+        return self.time_attention is not None or self.feature_attention is not None
+
+    @torch.jit.unused
+    def attention(self, feats: Tensor, lengths: Tensor) -> Dict[str, Optional[Tensor]]:
+        """What the attention stages computed for these inputs, beside the logits of
+        :meth:`forward` (the same computation, so the same values):
+
+        - ``logits`` (B, classes);
+        - ``valid`` (B, T'): the model's steps holding audio, T' = ceil(T / frame_stack);
+          step i covers input frames [i k, (i + 1) k) with k = ``frame_stack``;
+        - ``time`` (B, T') or None: s_T, summing to 1 over the valid steps, 0 on padding;
+        - ``feature`` (B, T', H) or None: s_F, each step's weights over the encoder's
+          H outputs (not over the input descriptors: see ser/explain.py for those);
+        - ``time_pooled``, ``feature_pooled`` (B, H) or None: the two pooled vectors
+          the head reads.
+        """
+        outputs, last, valid = self._encode(feats, lengths)
+        result: Dict[str, Optional[Tensor]] = {"valid": valid, "time": None, "feature": None,
+                                               "time_pooled": None, "feature_pooled": None}
         pooled: List[Tensor] = []
         if self.time_attention is not None:
+            result["time"] = self.time_attention.weights(outputs, last, valid)
             pooled.append(self.time_attention(outputs, last, valid))
+            result["time_pooled"] = pooled[-1]
         if self.feature_attention is not None:
+            result["feature"] = self.feature_attention.weights(outputs)
             pooled.append(self.feature_attention(outputs, valid))
+            result["feature_pooled"] = pooled[-1]
         if len(pooled) == 0:
             pooled.append(last)
-        return self.head(torch.cat(pooled, dim=1))
+        result["logits"] = self.head(torch.cat(pooled, dim=1))
+        return result
 
     def _stack_frames(self, feats: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
         """(B, T, D) -> (B, ceil(T / k), kD); frames past a length are zeroed first, so

@@ -51,6 +51,23 @@ def _cmvn_note(cmvn: str) -> str:
             "none": "none"}[cmvn]
 
 
+def _attention_links(system_dir: Path, protocol: str, runs: list[dict]) -> list[str]:
+    """Links to the attention summaries stage 6 writes for the attention variants."""
+    links = []
+    for r in sorted(runs, key=lambda r: (r["seed"], int(r["fold"][4:]))):
+        run = f"{protocol}/seed{r['seed']}/{r['fold']}"
+        if (system_dir / run / "attention.png").is_file():
+            tables = [f"[{name}]({run}/attention_{name}.tsv)" for name in ("time", "features")
+                      if (system_dir / run / f"attention_{name}.tsv").is_file()]
+            links.append(f"- {r['fold']} seed {r['seed']}: [attention.png]({run}/attention.png), "
+                         f"tables {', '.join(tables)}")
+    if not links:
+        return []
+    return ["Attention on each fold's test utterances (ser/explain.py): mean time-attention "
+            "profile over normalised utterance time and mean feature attention per descriptor "
+            "group, per emotion:", ""] + links + [""]
+
+
 def write_system_results(system_dir: Path | str) -> Path | None:
     system_dir = Path(system_dir)
     runs = collect_runs(system_dir)
@@ -81,6 +98,7 @@ def write_system_results(system_dir: Path | str) -> Path | None:
         if len(summary["seeds"]) > 1:
             lines.append("| over seeds | | | | | " + " | ".join(_pct(*summary[f"{k}_over_seeds"]) for k, _ in METRICS) + " |")
         lines.append("")
+        lines += _attention_links(system_dir, protocol, prot_runs)
         if excluded:
             lines.append("Test utterances left out because their features could not be computed "
                          "(see the feature dir's failed.txt), so they are not scored:")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Exports a trained run as a self-contained model bundle (ser/bundle.py): TorchScript
-# model, feature extractor and its files, normalisation statistics, labels, settings,
+# and ONNX model (svm runs: svm.joblib), feature extractor and its files, normalisation statistics, labels, settings,
 # the system's cross-validation results and SHA256SUMS.
 set -euo pipefail
 
@@ -16,7 +16,8 @@ if [ $# -ne 2 ]; then echo "$help_message" >&2; exit 1; fi
 run=$1; dir=$2
 [ -f "$run/.done" ] || { echo "$0: $run is not trained (no .done); run the training first" >&2; exit 1; }
 results=$(cksum 2>/dev/null < "$results_dir/summary.json" || true)
-settings="run=$run trained=$(cat "$run/.done") results=$results"
+# onnx: bundles exported before model.onnx existed are exported again.
+settings="run=$run trained=$(cat "$run/.done") results=$results onnx=1"
 # Nothing is built on a bundle, so unlike is_done, other settings mean: export again.
 if [ "$(cat "$dir/.done" 2>/dev/null)" = "$settings" ]; then log "$dir is complete; skipping"; exit 0; fi
 python -m ser.bin.export_model --run-dir "$run" --out "$dir" ${results_dir:+--results-dir "$results_dir"}

@@ -1,5 +1,6 @@
 """Exports a trained run as a self-contained model bundle: the model (a neural run's
-TorchScript, checked against the trained one, or an svm run's svm.joblib), feature
+TorchScript, checked against the trained one, and model.onnx, checked against the
+TorchScript; or an svm run's svm.joblib), feature
 extractor and its files, normalisation statistics, labels, settings, the system's
 cross-validation results and SHA256SUMS (ser/bundle.py)."""
 from __future__ import annotations

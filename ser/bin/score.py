@@ -1,7 +1,9 @@
 """Scores trained runs on their fold's test utterances: writes ``predictions.tsv``
 (utterance, reference, hypothesis, posteriors), ``results.json`` (UAR, WA,
 macro-F1, per-class recall, confusion matrix) and ``confusion.png`` into each run
-directory given.
+directory given; for the attention variants also ``attention.png``,
+``attention_time.tsv``, ``attention_features.tsv`` and ``attention.json``, the mean
+attention on the fold's test utterances per emotion (ser/explain.py).
 
 Before scoring, a run's record (its ``.done``) is checked against what scoring
 reads now: the fold's utterance lists (``--folds-dir``, default the folds the run
@@ -19,11 +21,13 @@ import torch
 
 from ser.bin import run_tool
 from ser.cmvn import USES_TEST_SPEAKER_STATS, Normalizer
+from ser.config import load_yaml
 from ser.datadir import read_data_dir
 from ser.errors import SerError
+from ser.explain import explain_utterances, feature_groups, summarize_fold, write_fold_attention
 from ser.folds import read_fold
 from ser.metrics import confusion_text, plot_confusion, scores
-from ser.model import build_model
+from ser.model import ATTENTION_VARIANTS, build_model
 from ser.provenance import fold_lists_hash, read_record, record_id
 from ser.train import load_fold_data, predict
 
@@ -58,7 +62,9 @@ def score_run(run_dir: Path, folds_dir: Path | None = None) -> dict | None:
     check_record(run_dir, cfg, folds_dir)
     run_record = record_id(run_dir)
     results_path = run_dir / "results.json"
-    if results_path.is_file() and json.loads(results_path.read_text()).get("run_record") == run_record:
+    scored = results_path.is_file() and json.loads(results_path.read_text()).get("run_record") == run_record
+    attention_done = _attention_current(run_dir, run_record) or not _has_attention(cfg)
+    if scored and attention_done:
         logging.info("%s: scored already", run_dir)
         return None
     data = read_data_dir(cfg["data_dir"])
@@ -67,6 +73,9 @@ def score_run(run_dir: Path, folds_dir: Path | None = None) -> dict | None:
                           Normalizer.load(cfg["cmvn"], cfg["cmvn_stats"]))
     if not len(test):
         raise SerError(f"{run_dir}: no test utterance has features")
+    if scored:  # scored before attention summaries existed: only those are missing
+        write_attention(run_dir, cfg, test, run_record)
+        return None
     if cfg["model_config"].get("variant") == "svm":
         from ser.svm import load_svm
         classifier = load_svm(run_dir)
@@ -96,9 +105,40 @@ def score_run(run_dir: Path, folds_dir: Path | None = None) -> dict | None:
     (run_dir / "confusion.txt").write_text(confusion_text(result) + "\n")
     plot_confusion(result, run_dir / "confusion.png", title=f"{cfg['fold']} seed {result['seed']}: "
                    f"UAR {result['uar']:.1%}")
+    if _has_attention(cfg):
+        write_attention(run_dir, cfg, test, run_record)
     logging.info("%s: UAR %.4f WA %.4f macro-F1 %.4f on %d utterances", run_dir, result["uar"],
                  result["wa"], result["macro_f1"], result["num_utts"])
     return result
+
+
+def _has_attention(cfg: dict) -> bool:
+    return cfg["model_config"].get("variant") in ATTENTION_VARIANTS
+
+
+def _attention_current(run_dir: Path, run_record: str) -> bool:
+    path = run_dir / "attention.json"
+    return path.is_file() and json.loads(path.read_text()).get("run_record") == run_record
+
+
+def write_attention(run_dir: Path, cfg: dict, test, run_record: str) -> None:
+    """The fold's attention summaries (ser/explain.py): mean time-attention profile and
+    descriptor-group shares per emotion over the test utterances, as a picture and tables."""
+    best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
+    model = build_model(**best["model_config"])
+    model.load_state_dict(best["model"])
+    feat_dir = Path(cfg["feat_dir"])
+    names_file = feat_dir / "feat_names.txt"
+    names = names_file.read_text().splitlines() if names_file.is_file() else \
+        [str(i) for i in range(model.input_dim)]
+    feat = load_yaml(feat_dir / "feat_conf.yaml")["feat"] if (feat_dir / "feat_conf.yaml").is_file() else ""
+    groups = feature_groups(feat, names)
+    summary = summarize_fold(explain_utterances(model, test.feats, groups), test.labels, best["labels"],
+                             list(groups))
+    summary["run_record"] = run_record
+    written = write_fold_attention(summary, run_dir, f"{cfg['fold']} seed {cfg['train_config']['seed']}: "
+                                   f"attention on {len(test)} test utterances")
+    logging.info("%s: attention summaries %s", run_dir, " ".join(p.name for p in written))
 
 
 def get_parser() -> argparse.ArgumentParser:
