@@ -74,17 +74,15 @@ def score_run(run_dir: Path, folds_dir: Path | None = None) -> dict | None:
     if not len(test):
         raise SerError(f"{run_dir}: no test utterance has features")
     if scored:  # scored before attention summaries existed: only those are missing
-        write_attention(run_dir, cfg, test, run_record)
+        write_attention(run_dir, cfg, test, run_record, *_load_model(run_dir)[:2])
         return None
     if cfg["model_config"].get("variant") == "svm":
         from ser.svm import load_svm
         classifier = load_svm(run_dir)
         posteriors, labels, selected_epoch = classifier.posteriors(test.feats), classifier.labels, classifier.epoch
     else:
-        best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
-        model = build_model(**best["model_config"])
-        model.load_state_dict(best["model"])
-        posteriors, labels, selected_epoch = predict(model, test, 128, "cpu"), best["labels"], best["epoch"]
+        model, labels, selected_epoch = _load_model(run_dir)
+        posteriors = predict(model, test, 128, "cpu")
     hyps = posteriors.argmax(-1)
     excluded = sorted(set(fold.test) - set(test.ids))
     with open(run_dir / "predictions.tsv", "w") as f:
@@ -106,7 +104,7 @@ def score_run(run_dir: Path, folds_dir: Path | None = None) -> dict | None:
     plot_confusion(result, run_dir / "confusion.png", title=f"{cfg['fold']} seed {result['seed']}: "
                    f"UAR {result['uar']:.1%}")
     if _has_attention(cfg):
-        write_attention(run_dir, cfg, test, run_record)
+        write_attention(run_dir, cfg, test, run_record, model, labels)
     logging.info("%s: UAR %.4f WA %.4f macro-F1 %.4f on %d utterances", run_dir, result["uar"],
                  result["wa"], result["macro_f1"], result["num_utts"])
     return result
@@ -121,19 +119,24 @@ def _attention_current(run_dir: Path, run_record: str) -> bool:
     return path.is_file() and json.loads(path.read_text()).get("run_record") == run_record
 
 
-def write_attention(run_dir: Path, cfg: dict, test, run_record: str) -> None:
-    """The fold's attention summaries (ser/explain.py): mean time-attention profile and
-    descriptor-group shares per emotion over the test utterances, as a picture and tables."""
+def _load_model(run_dir: Path):
+    """The run's selected model (best.pt), its labels and selected epoch."""
     best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
     model = build_model(**best["model_config"])
     model.load_state_dict(best["model"])
+    return model, best["labels"], best["epoch"]
+
+
+def write_attention(run_dir: Path, cfg: dict, test, run_record: str, model, labels: list[str]) -> None:
+    """The fold's attention summaries (ser/explain.py): mean time-attention profile and
+    descriptor-group shares per emotion over the test utterances, as a picture and tables."""
     feat_dir = Path(cfg["feat_dir"])
     names_file = feat_dir / "feat_names.txt"
     names = names_file.read_text().splitlines() if names_file.is_file() else \
         [str(i) for i in range(model.input_dim)]
     feat = load_yaml(feat_dir / "feat_conf.yaml")["feat"] if (feat_dir / "feat_conf.yaml").is_file() else ""
     groups = feature_groups(feat, names)
-    summary = summarize_fold(explain_utterances(model, test.feats, groups), test.labels, best["labels"],
+    summary = summarize_fold(explain_utterances(model, test.feats, groups), test.labels, labels,
                              list(groups))
     summary["run_record"] = run_record
     written = write_fold_attention(summary, run_dir, f"{cfg['fold']} seed {cfg['train_config']['seed']}: "
