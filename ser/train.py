@@ -60,6 +60,8 @@ class TrainConfig:
     time_mask_width: int
     feat_masks: int
     feat_mask_width: int
+    crop_share: float
+    mixup_alpha: float
     num_threads: int
     seed: int
     device: str
@@ -85,6 +87,10 @@ class TrainConfig:
             raise SerError(f"average_epochs must be positive, got {config.average_epochs}")
         if not 0.0 <= config.label_smoothing < 1.0:
             raise SerError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
+        if not 0.0 < config.crop_share <= 1.0:
+            raise SerError(f"crop_share must be in (0, 1], got {config.crop_share}")
+        if config.mixup_alpha < 0.0:
+            raise SerError(f"mixup_alpha must be >= 0, got {config.mixup_alpha}")
         return config
 
 
@@ -135,11 +141,15 @@ def pooled_batches(lengths: list[int], batch_size: int, pool: int, rng: random.R
     return batches
 
 
-def collate(data: Utterances, indices: list[int], device: str) -> tuple[torch.Tensor, ...]:
-    lengths = torch.tensor([data.feats[i].shape[0] for i in indices], dtype=torch.int64)
+def collate(data: Utterances, indices: list[int], device: str,
+            windows: list[tuple[int, int]] | None = None) -> tuple[torch.Tensor, ...]:
+    """Padded batch of ``indices``; ``windows`` (start, end) per row takes only those frames."""
+    if windows is None:
+        windows = [(0, data.feats[i].shape[0]) for i in indices]
+    lengths = torch.tensor([end - start for start, end in windows], dtype=torch.int64)
     batch = torch.zeros(len(indices), int(lengths.max()), data.feats[indices[0]].shape[1])
-    for row, i in enumerate(indices):
-        batch[row, :lengths[row]] = torch.from_numpy(data.feats[i])
+    for row, (i, (start, end)) in enumerate(zip(indices, windows)):
+        batch[row, :lengths[row]] = torch.from_numpy(data.feats[i][start:end])
     labels = torch.tensor([data.labels[i] for i in indices], dtype=torch.int64)
     return batch.to(device), lengths.to(device), labels.to(device)
 
@@ -161,6 +171,38 @@ def mask_batch(feats: torch.Tensor, lengths: torch.Tensor, config: TrainConfig,
             start = int(torch.randint(0, dim - width + 1, (1,), generator=generator))
             feats[row, :length, start:start + width] = 0.0
     return feats
+
+
+def crop_windows(lengths: list[int], min_share: float, generator: torch.Generator) -> list[tuple[int, int]]:
+    """A random window per utterance, of a share of its frames drawn from U(min_share, 1):
+    other, shorter examples every epoch (min_share 1: whole utterances)."""
+    if min_share >= 1.0:
+        return [(0, length) for length in lengths]
+    windows = []
+    for length in lengths:
+        share = min_share + (1.0 - min_share) * float(torch.rand((), generator=generator))
+        width = max(1, min(length, round(share * length)))
+        start = int(torch.randint(0, length - width + 1, (1,), generator=generator))
+        windows.append((start, start + width))
+    return windows
+
+
+def mix_batch(feats: torch.Tensor, lengths: torch.Tensor, alpha: float,
+              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Mixup (Zhang et al., ICLR 2018) within a batch: each utterance is blended with
+    another of the batch, weight lam ~ Beta(alpha, alpha). Batches hold utterances of
+    similar length; the mix is as long as the longer of the two (padding is 0, the mean
+    after normalisation). Returns the mixed batch, its lengths, the partner of each row
+    and lam; the loss is lam * CE(y) + (1 - lam) * CE(y[partner])."""
+    gamma = torch.distributions.Gamma(torch.tensor([alpha, alpha]), torch.tensor([1.0, 1.0]))
+    # Gamma sampling has no generator argument: draw it from a fork seeded by ``generator``.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+        draws = gamma.sample()
+    lam = float(draws[0] / draws.sum())
+    partner = torch.randperm(feats.size(0), generator=generator)
+    mixed = lam * feats + (1.0 - lam) * feats[partner]
+    return mixed, torch.maximum(lengths, lengths[partner]), partner, lam
 
 
 @torch.no_grad()
@@ -293,12 +335,18 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
             batches = bucketed_batches(lengths, config.batch_size, random.Random(epoch_seed))
         mask_rng = torch.Generator().manual_seed(epoch_seed)
         for indices in tqdm(batches, desc=f"epoch {epoch}", leave=False, mininterval=10):
-            feats, lens, targets = collate(train, indices, "cpu")
+            windows = crop_windows([lengths[i] for i in indices], config.crop_share, mask_rng)
+            feats, lens, targets = collate(train, indices, "cpu", windows)
             if config.time_masks or config.feat_masks:
                 mask_batch(feats, lens, config, mask_rng)
+            partner, lam = None, 1.0
+            if config.mixup_alpha > 0:
+                feats, lens, partner, lam = mix_batch(feats, lens, config.mixup_alpha, mask_rng)
             feats, lens, targets = feats.to(config.device), lens.to(config.device), targets.to(config.device)
             logits = model(feats, lens)
             loss = loss_fn(logits, targets)
+            if partner is not None:
+                loss = lam * loss + (1.0 - lam) * loss_fn(logits, targets[partner.to(config.device)])
             optimizer.zero_grad()
             loss.backward()
             if config.grad_clip > 0:
@@ -306,7 +354,8 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
             optimizer.step()
             scheduler.step()
             total_loss += loss.item() * len(indices)
-            correct += int((logits.argmax(-1) == targets).sum())
+            dominant = targets if partner is None or lam >= 0.5 else targets[partner.to(config.device)]
+            correct += int((logits.argmax(-1) == dominant).sum())
         entry = {"epoch": epoch, "train_loss": total_loss / len(train), "train_acc": correct / len(train),
                  **_evaluate(model, valid, labels, config), "lr": optimizer.param_groups[0]["lr"],
                  "seconds": round(time.time() - start, 2)}

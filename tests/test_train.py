@@ -23,8 +23,8 @@ from conftest import ROOT
 from ser.cmvn import Normalizer
 from ser.datadir import DataDir
 from ser.errors import SerError
-from ser.train import (TrainConfig, Utterances, load_fold_data, lr_factor, mask_batch, pooled_batches,
-                       train_fold)
+from ser.train import (TrainConfig, Utterances, collate, crop_windows, load_fold_data, lr_factor, mask_batch,
+                       mix_batch, pooled_batches, train_fold)
 
 EPOCHS = 10  # room for the kill to land mid-training on a fast machine
 
@@ -145,6 +145,46 @@ def test_masks_touch_only_the_valid_frames():
     assert torch.equal(masked, again)
 
 
+def test_crops_are_windows_of_the_asked_share_and_repeatable():
+    lengths = [100, 40, 3, 1]
+    whole = crop_windows(lengths, 1.0, torch.Generator().manual_seed(0))
+    assert whole == [(0, 100), (0, 40), (0, 3), (0, 1)]
+    for seed in range(20):
+        windows = crop_windows(lengths, 0.5, torch.Generator().manual_seed(seed))
+        assert windows == crop_windows(lengths, 0.5, torch.Generator().manual_seed(seed))
+        for (start, end), length in zip(windows, lengths):
+            assert 0 <= start < end <= length and end - start >= min(length, round(0.5 * length))
+    starts = {crop_windows([100], 0.5, torch.Generator().manual_seed(s))[0] for s in range(20)}
+    assert len(starts) > 5  # other windows for other epochs
+    data = Utterances(["a", "b"], [np.arange(20, dtype=np.float32).reshape(10, 2),
+                                   np.ones((4, 2), dtype=np.float32)], [0, 1])
+    feats, lengths, _ = collate(data, [0, 1], "cpu", [(3, 7), (0, 2)])
+    assert lengths.tolist() == [4, 2] and feats.shape == (2, 4, 2)
+    assert torch.equal(feats[0], torch.from_numpy(data.feats[0][3:7])) and (feats[1, 2:] == 0).all()
+
+
+def test_mixup_blends_pairs_and_keeps_the_longer_length():
+    feats = torch.zeros(4, 6, 2)
+    for row in range(4):
+        feats[row, :3 + row] = float(row + 1)
+    lengths = torch.tensor([3, 4, 5, 6])
+    mixed, mixed_lengths, partner, lam = mix_batch(feats, lengths, 0.4, torch.Generator().manual_seed(3))
+    assert 0.0 <= lam <= 1.0 and sorted(partner.tolist()) == [0, 1, 2, 3]
+    assert torch.allclose(mixed, lam * feats + (1 - lam) * feats[partner])
+    assert mixed_lengths.tolist() == [max(a, b) for a, b in zip(lengths.tolist(), lengths[partner].tolist())]
+    again = mix_batch(feats, lengths, 0.4, torch.Generator().manual_seed(3))
+    assert torch.equal(again[0], mixed) and again[3] == lam
+    lams = {round(mix_batch(feats, lengths, 0.4, torch.Generator().manual_seed(s))[3], 6) for s in range(10)}
+    assert len(lams) > 5
+
+
+@pytest.mark.parametrize("option", ["crop_share=0", "crop_share=1.5", "mixup_alpha=-1"])
+def test_crop_and_mixup_options_are_checked(option):
+    key, value = option.split("=")
+    with pytest.raises(SerError, match=key):
+        TrainConfig.from_dict({key: float(value)})
+
+
 def _data_dir(tmp_path, utts):
     feats = {u: np.random.default_rng(i).normal(size=(5 + i, 3)).astype(np.float32) for i, u in enumerate(utts)}
     return DataDir(path=tmp_path, wav={u: "x.wav" for u in utts}, utt2spk={u: u.split("-")[0] for u in utts},
@@ -186,13 +226,14 @@ def _toy_utterances(n, seed):
 
 @pytest.mark.parametrize("select", ["average", "uar"])
 def test_interrupted_training_resumes_to_the_same_model(tmp_path, monkeypatch, select):
-    """Scheduler, masks, dropout and the averaged epochs all survive a resumption."""
+    """Scheduler, masks, crops, mixup, dropout and the averaged epochs all survive a resumption."""
     train, valid = _toy_utterances(40, 0), _toy_utterances(12, 1)
     model_config = {"variant": "lstm_tf_at", "hidden_size": 8, "fc_dim": 8, "frame_stack": 2,
                     "rnn_dropout": 0.2, "input_dropout": 0.1}
     config = TrainConfig.from_dict({"epochs": 5, "batch_size": 8, "batch_pool": 2, "select": select,
                                     "average_epochs": 3, "warmup_epochs": 1, "time_masks": 1,
-                                    "feat_masks": 1, "feat_mask_width": 2})
+                                    "feat_masks": 1, "feat_mask_width": 2, "crop_share": 0.7,
+                                    "mixup_alpha": 0.4})
     labels = ["a", "b", "c"]
     whole = train_fold(tmp_path / "whole", train, valid, labels, model_config, config)
 

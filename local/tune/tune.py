@@ -141,6 +141,17 @@ def run(args):
         with tempfile.TemporaryDirectory() as tmp:
             best = train_fold(Path(tmp), train, valid, emotions, {"variant": args.model, **model_opts}, config)
             hist = json.loads((Path(tmp) / "history.json").read_text())["history"]
+            if args.posteriors:  # of the selected model, for ensembles of runs afterwards
+                from ser.train import predict
+                state = torch.load(Path(tmp) / "best.pt", weights_only=False)
+                model = ser.train.build_model(input_dim=train.feats[0].shape[1], num_classes=len(emotions),
+                                              **{k: v for k, v in state["model_config"].items()
+                                                 if k not in ("input_dim", "num_classes")})
+                model.load_state_dict(state["model"])
+                post = predict(model, valid, 64, args.device)
+                out = Path(args.posteriors) / f"{args.name}.{corpus}.{'+'.join(valid_spk)}.npz"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(out, ids=np.array(valid.ids), labels=np.array(valid.labels), posteriors=post)
         uars = [h["valid_uar"] for h in hist]
         per_split.append({"valid": valid_spk, "selected_uar": best["valid_uar"], "selected_epoch": best["epoch"],
                           "last_uar": uars[-1], "last5_uar": float(np.mean(uars[-5:])), "max_uar": max(uars),
@@ -198,6 +209,7 @@ def main():
     a.add_argument("--splits", default="", help="e.g. 0,2")
     a.add_argument("--device", default="cpu")
     a.add_argument("--results")
+    a.add_argument("--posteriors", help="dir for the selected model's validation posteriors")
     a = sub.add_parser("sweep")
     a.add_argument("--plan", required=True)
     a.add_argument("--jobs", type=int, default=2)
