@@ -62,6 +62,7 @@ class TrainConfig:
     feat_mask_width: int
     crop_share: float
     mixup_alpha: float
+    speaker_adversary: float
     num_threads: int
     seed: int
     device: str
@@ -91,6 +92,8 @@ class TrainConfig:
             raise SerError(f"crop_share must be in (0, 1], got {config.crop_share}")
         if config.mixup_alpha < 0.0:
             raise SerError(f"mixup_alpha must be >= 0, got {config.mixup_alpha}")
+        if config.speaker_adversary < 0.0:
+            raise SerError(f"speaker_adversary must be >= 0, got {config.speaker_adversary}")
         return config
 
 
@@ -101,19 +104,22 @@ class Utterances:
     ids: list[str]
     feats: list[np.ndarray]
     labels: list[int]
+    speakers: list[str] | None = None  # for speaker_adversary
 
     @classmethod
     def load(cls, utts: list[str], feats_scp: dict[str, str], data: DataDir,
              normalizer: Normalizer) -> "Utterances":
         ids = [u for u in utts if u in feats_scp]  # failed extractions are left out
         return cls(ids, [normalizer(kaldiio.load_mat(feats_scp[u]), data.utt2spk[u]) for u in ids],
-                   [data.label(u) for u in ids])
+                   [data.label(u) for u in ids], [data.utt2spk[u] for u in ids])
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __add__(self, other: "Utterances") -> "Utterances":
-        return Utterances(self.ids + other.ids, self.feats + other.feats, self.labels + other.labels)
+        speakers = (self.speakers + other.speakers
+                    if self.speakers is not None and other.speakers is not None else None)
+        return Utterances(self.ids + other.ids, self.feats + other.feats, self.labels + other.labels, speakers)
 
 
 def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random | None) -> list[list[int]]:
@@ -203,6 +209,46 @@ def mix_batch(feats: torch.Tensor, lengths: torch.Tensor, alpha: float,
     partner = torch.randperm(feats.size(0), generator=generator)
     mixed = lam * feats + (1.0 - lam) * feats[partner]
     return mixed, torch.maximum(lengths, lengths[partner]), partner, lam
+
+
+class _ReverseGradient(torch.autograd.Function):
+    """Identity forward; the gradient times -scale backward (Ganin & Lempitsky, 2015)."""
+
+    @staticmethod
+    def forward(ctx, x, scale: float):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.scale * grad, None
+
+
+class SpeakerAdversary(nn.Module):
+    """Classifies the training speaker from what the model's head reads (the pooled
+    vector) through a gradient reversal: the encoder learns to hide the speaker, the
+    cue that does not carry over to a held-out one. Used in training only; the
+    exported model is unchanged."""
+
+    def __init__(self, model: nn.Module, num_speakers: int, hidden: int = 128):
+        super().__init__()
+        size = model.head[1].in_features
+        self.classifier = nn.Sequential(nn.Linear(size, hidden), nn.ReLU(), nn.Linear(hidden, num_speakers))
+        self.pooled: torch.Tensor | None = None
+        model.head.register_forward_pre_hook(self._keep)
+
+    def _keep(self, _module, inputs):
+        self.pooled = inputs[0]
+
+    def forward(self, scale: float) -> torch.Tensor:
+        """Speaker logits of the pooled vectors of the model's last forward pass."""
+        return self.classifier(_ReverseGradient.apply(self.pooled, scale))
+
+
+def adversary_scale(progress: float) -> float:
+    """DANN's ramp from 0 to 1 over training: the speaker branch weighs in once the
+    emotion branch has started to learn."""
+    return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
 
 
 @torch.no_grad()
@@ -296,8 +342,18 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
     torch.manual_seed(config.seed)
     model = build_model(input_dim=train.feats[0].shape[1], num_classes=len(labels),
                         **model_config).to(config.device)
+    adversary, speaker_ids = None, []
+    if config.speaker_adversary > 0:
+        if train.speakers is None:
+            raise SerError(f"{out_dir}: speaker_adversary needs the training utterances' speakers")
+        speakers = sorted(set(train.speakers))
+        if len(speakers) < 2:
+            raise SerError(f"{out_dir}: speaker_adversary needs at least 2 training speakers, got {speakers}")
+        speaker_ids = [speakers.index(s) for s in train.speakers]
+        adversary = SpeakerAdversary(model, len(speakers)).to(config.device)
+    parameters = list(model.parameters()) + (list(adversary.parameters()) if adversary else [])
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    optimizer = optimizer_class(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = optimizer_class(parameters, lr=config.lr, weight_decay=config.weight_decay)
     lengths = [f.shape[0] for f in train.feats]
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
@@ -315,6 +371,8 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
             raise SerError(f"{checkpoint_path}: written with other settings; remove {out_dir} "
                            "to train again with the new ones")
         model.load_state_dict(state["model"])
+        if adversary is not None:
+            adversary.load_state_dict(state["adversary"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
@@ -334,7 +392,7 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
         else:
             batches = bucketed_batches(lengths, config.batch_size, random.Random(epoch_seed))
         mask_rng = torch.Generator().manual_seed(epoch_seed)
-        for indices in tqdm(batches, desc=f"epoch {epoch}", leave=False, mininterval=10):
+        for step, indices in enumerate(tqdm(batches, desc=f"epoch {epoch}", leave=False, mininterval=10)):
             windows = crop_windows([lengths[i] for i in indices], config.crop_share, mask_rng)
             feats, lens, targets = collate(train, indices, "cpu", windows)
             if config.time_masks or config.feat_masks:
@@ -347,13 +405,22 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
             loss = loss_fn(logits, targets)
             if partner is not None:
                 loss = lam * loss + (1.0 - lam) * loss_fn(logits, targets[partner.to(config.device)])
+            if adversary is not None:
+                progress = (epoch - 1 + step / len(batches)) / config.epochs
+                speaker_logits = adversary(config.speaker_adversary * adversary_scale(progress))
+                speaker_targets = torch.tensor([speaker_ids[i] for i in indices], device=config.device)
+                speaker_loss = nn.functional.cross_entropy(speaker_logits, speaker_targets)
+                if partner is not None:
+                    speaker_loss = lam * speaker_loss + (1.0 - lam) * nn.functional.cross_entropy(
+                        speaker_logits, speaker_targets[partner.to(config.device)])
+                loss = loss + speaker_loss
             optimizer.zero_grad()
             loss.backward()
             if config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             scheduler.step()
-            total_loss += loss.item() * len(indices)
+            total_loss += (loss.item() - (speaker_loss.item() if adversary is not None else 0.0)) * len(indices)
             dominant = targets if partner is None or lam >= 0.5 else targets[partner.to(config.device)]
             correct += int((logits.argmax(-1) == dominant).sum())
         entry = {"epoch": epoch, "train_loss": total_loss / len(train), "train_acc": correct / len(train),
@@ -371,6 +438,7 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
                      epoch, config.epochs, entry["train_loss"], entry["train_acc"], entry["valid_loss"],
                      entry["valid_uar"], " *" if improved else "", entry["seconds"])
         _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                      "adversary": adversary.state_dict() if adversary is not None else None,
                       "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
                       "history": history, "best": best, "recent": recent,
                       "train_config": asdict(config), "model_config": model.config}, checkpoint_path)
@@ -412,10 +480,11 @@ def load_perturbed(data: DataDir, perturbed_scp: Path, utts: list[str], normaliz
     if utts and not copies:
         raise SerError(f"{perturbed_scp}: no speed-perturbed copy (sp<factor>-<utt>) "
                        f"of any of the {len(utts)} training utterances")
-    ids, feats, labels = [], [], []
+    ids, feats, labels, speakers = [], [], [], []
     for utt in utts:
         for key, ark in copies.get(utt, []):
             ids.append(key)
             feats.append(normalizer(kaldiio.load_mat(ark), data.utt2spk[utt]))
             labels.append(data.label(utt))
-    return Utterances(ids, feats, labels)
+            speakers.append(data.utt2spk[utt])
+    return Utterances(ids, feats, labels, speakers)

@@ -178,7 +178,54 @@ def test_mixup_blends_pairs_and_keeps_the_longer_length():
     assert len(lams) > 5
 
 
-@pytest.mark.parametrize("option", ["crop_share=0", "crop_share=1.5", "mixup_alpha=-1"])
+def test_speaker_adversary_reverses_the_gradient_into_the_model_only():
+    from ser.model import build_model
+    from ser.train import SpeakerAdversary
+    torch.manual_seed(0)
+    model = build_model(4, 3, "lstm_tf_at", hidden_size=8, fc_dim=8).eval()  # no dropout: same forward twice
+    adversary = SpeakerAdversary(model, num_speakers=2)
+    feats, lengths = torch.randn(5, 12, 4), torch.tensor([12, 10, 9, 7, 3])
+    speakers = torch.tensor([0, 1, 0, 1, 1])
+
+    def grads(scale):
+        model.zero_grad()
+        adversary.zero_grad()
+        model(feats, lengths)
+        torch.nn.functional.cross_entropy(adversary(scale), speakers).backward()
+        return model.encoder_grad(), [p.grad.clone() for p in adversary.parameters()]
+
+    model.encoder_grad = lambda: torch.cat([p.grad.flatten() for p in model.encoder.parameters()])
+    model_plus, adversary_plus = grads(1.0)
+    model_half, adversary_half = grads(0.5)
+    # The adversary learns to tell the speakers apart (its own gradient is not reversed) ...
+    assert all(torch.allclose(a, b) for a, b in zip(adversary_plus, adversary_half))
+    # ... and the encoder gets the reversed gradient, times the scale.
+    assert torch.allclose(model_half, 0.5 * model_plus, atol=1e-7) and model_plus.abs().sum() > 0
+    with torch.no_grad():
+        pooled = adversary.pooled.clone()
+    pooled.requires_grad_(True)
+    adversary.pooled = pooled
+    torch.nn.functional.cross_entropy(adversary(1.0), speakers).backward()
+    plain = pooled.grad.clone()
+    pooled.grad = None
+    adversary.pooled = pooled
+    torch.nn.functional.cross_entropy(adversary.classifier(pooled), speakers).backward()
+    assert torch.allclose(plain, -pooled.grad)
+
+
+def test_speaker_adversary_needs_speakers(tmp_path):
+    config = TrainConfig.from_dict({"epochs": 1, "batch_size": 8, "speaker_adversary": 1.0})
+    train, valid = _toy_utterances(12, 0), _toy_utterances(6, 1)
+    model_config = {"variant": "lstm", "hidden_size": 8, "fc_dim": 8}
+    with pytest.raises(SerError, match="speakers"):
+        train_fold(tmp_path / "a", Utterances(train.ids, train.feats, train.labels), valid, ["a", "b", "c"],
+                   model_config, config)
+    one = Utterances(train.ids, train.feats, train.labels, ["spk0"] * len(train))
+    with pytest.raises(SerError, match="at least 2 training speakers"):
+        train_fold(tmp_path / "b", one, valid, ["a", "b", "c"], model_config, config)
+
+
+@pytest.mark.parametrize("option", ["crop_share=0", "crop_share=1.5", "mixup_alpha=-1", "speaker_adversary=-1"])
 def test_crop_and_mixup_options_are_checked(option):
     key, value = option.split("=")
     with pytest.raises(SerError, match=key):
@@ -221,19 +268,20 @@ def _toy_utterances(n, seed):
     rng = np.random.default_rng(seed)
     labels = [i % 3 for i in range(n)]
     feats = [(rng.normal(size=(int(rng.integers(6, 30)), 4)) + label).astype(np.float32) for label in labels]
-    return Utterances([f"u{i}" for i in range(n)], feats, labels)
+    return Utterances([f"u{i}" for i in range(n)], feats, labels, [f"spk{i % 4}" for i in range(n)])
 
 
 @pytest.mark.parametrize("select", ["average", "uar"])
 def test_interrupted_training_resumes_to_the_same_model(tmp_path, monkeypatch, select):
-    """Scheduler, masks, crops, mixup, dropout and the averaged epochs all survive a resumption."""
+    """Scheduler, masks, crops, mixup, the speaker adversary, dropout and the averaged
+    epochs all survive a resumption."""
     train, valid = _toy_utterances(40, 0), _toy_utterances(12, 1)
     model_config = {"variant": "lstm_tf_at", "hidden_size": 8, "fc_dim": 8, "frame_stack": 2,
                     "rnn_dropout": 0.2, "input_dropout": 0.1}
     config = TrainConfig.from_dict({"epochs": 5, "batch_size": 8, "batch_pool": 2, "select": select,
                                     "average_epochs": 3, "warmup_epochs": 1, "time_masks": 1,
                                     "feat_masks": 1, "feat_mask_width": 2, "crop_share": 0.7,
-                                    "mixup_alpha": 0.4})
+                                    "mixup_alpha": 0.4, "speaker_adversary": 0.5})
     labels = ["a", "b", "c"]
     whole = train_fold(tmp_path / "whole", train, valid, labels, model_config, config)
 

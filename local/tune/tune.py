@@ -135,7 +135,8 @@ def run(args):
                 norm = lambda f, _s, scale=scale: ((f - f.mean(axis=0)) * scale).astype(np.float32)  # noqa: E731
         else:
             norm = Normalizer(args.cmvn)
-        train = Utterances([ids[i] for i in tr], [norm(feats[i], spk[i]) for i in tr], [labels[i] for i in tr])
+        train = Utterances([ids[i] for i in tr], [norm(feats[i], spk[i]) for i in tr], [labels[i] for i in tr],
+                           [spk[i] for i in tr])
         valid = Utterances([ids[i] for i in va], [norm(feats[i], spk[i]) for i in va], [labels[i] for i in va])
         config = TrainConfig.from_dict({**train_opts, "device": args.device})
         with tempfile.TemporaryDirectory() as tmp:
