@@ -10,7 +10,10 @@ HERE = Path(__file__).resolve().parent
 SOURCES = [("results_device_splits.jsonl", "H200 GPU, 16 runs sharing it"),
            ("results_cpu.jsonl.splits", "CPU here, 1 thread, 2 runs at once"),
            ("results_device2.jsonl.splits", "sweep 2: device CPU, 16 runs at once, 1 thread each"),
-           ("results_device3.jsonl.splits", "sweep 3: device CPU, 16 runs at once, 1 thread each")]
+           ("results_device3.jsonl.splits", "sweep 3: device CPU, 16 runs at once, 1 thread each"),
+           ("results_cpu5.jsonl.splits", "session 4: CPU here, 2-3 runs at once beside other jobs"),
+           ("results_cpu6.jsonl.splits", "session 4: CPU here, 2-3 runs at once beside other jobs"),
+           ("results_cpu7.jsonl.splits", "session 4: CPU here, 2-3 runs at once beside other jobs")]
 
 
 def main():
