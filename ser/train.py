@@ -37,6 +37,16 @@ OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("constant", "cosine")
 SELECTIONS = ("uar", "loss", "average")
 SPEED_PERTURBED = re.compile(r"sp(\d+(?:\.\d+)?)-(.+)")  # Kaldi's sp<factor>-<utt>
+# Options added after runs were first recorded, each with the value at which training
+# is exactly what it was before the option existed (no extra random draw either). A
+# record without the option matches one with this value, so that adding an option
+# does not make every trained run stale; any other value does not match.
+NEUTRAL_OPTIONS = {"crop_share": 1.0, "mixup_alpha": 0.0, "speaker_adversary": 0.0}
+
+
+def with_neutral_options(train_config: dict) -> dict:
+    """``train_config`` with the options it predates set to their neutral values."""
+    return {**NEUTRAL_OPTIONS, **train_config}
 
 
 @dataclass
@@ -367,7 +377,7 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
     checkpoint_path = out_dir / "checkpoint.pt"
     if checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location=config.device, weights_only=False)
-        if state["train_config"] != asdict(config) or state["model_config"] != model.config:
+        if with_neutral_options(state["train_config"]) != asdict(config) or state["model_config"] != model.config:
             raise SerError(f"{checkpoint_path}: written with other settings; remove {out_dir} "
                            "to train again with the new ones")
         model.load_state_dict(state["model"])

@@ -185,3 +185,34 @@ def test_corpus_under_a_path_with_spaces_runs_end_to_end(tiny_recipe, tmp_path):
     wavs = read_table(recipe / "data/synth/wav.scp")
     assert all(v.endswith("|") for v in wavs.values())
     assert len(read_table(recipe / "data/synth/feats/fbank/feats.scp")) == 72
+
+
+def test_a_record_older_than_a_training_option_matches_only_its_neutral_value():
+    from ser.bin.train import same_record
+    from ser.train import NEUTRAL_OPTIONS
+
+    now = {"model_config": {"variant": "lstm_tf_at"}, "inputs": {"data": "abc"},
+           "train_config": {"lr": 0.002, **NEUTRAL_OPTIONS}}
+    older = {**now, "train_config": {"lr": 0.002}}  # recorded before the options existed
+    assert same_record(older, now) and same_record(now, now)
+    for option, value in (("crop_share", 0.6), ("mixup_alpha", 0.2), ("speaker_adversary", 1.0)):
+        assert not same_record(older, {**now, "train_config": {**now["train_config"], option: value}})
+    assert not same_record({**older, "inputs": {"data": "other"}}, now)
+    assert not same_record({**older, "train_config": {"lr": 0.001}}, now)
+    assert not same_record(None, now)
+
+
+def test_runs_recorded_before_a_new_option_are_scored_not_retrained(tiny_recipe, tmp_path):
+    recipe = clone_trained(tiny_recipe, tmp_path / "recipe")
+    run = recipe / SYSTEM / "loso/seed1/fold1"
+    record = json.loads((run / ".done").read_text())
+    for option in ("crop_share", "mixup_alpha", "speaker_adversary"):
+        del record["train_config"][option]
+    (run / ".done").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    out = run_recipe(recipe, "--stage", "5", "--stop-stage", "6", *TINY)
+    assert "are complete with these settings; skipping" in out.stderr and "training 1 run" not in out.stderr
+    assert json.loads((run / "results.json").read_text())["run_record"]  # scored
+    opts = list(TINY)
+    opts[opts.index("--train-opts") + 1] += " mixup_alpha=0.2"
+    out = run_recipe(recipe, "--stage", "6", "--stop-stage", "6", *opts, check=False)
+    assert out.returncode != 0  # another name, never trained: nothing is handed back

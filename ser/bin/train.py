@@ -27,7 +27,7 @@ from ser.folds import list_folds, read_fold
 from ser.model import load_model_config
 from ser.provenance import (code_version, differences, dump_record, fold_lists_hash, read_record,
                             record_id)
-from ser.train import TrainConfig, load_fold_data, train_fold
+from ser.train import TrainConfig, load_fold_data, train_fold, with_neutral_options
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -81,6 +81,16 @@ def run_record(args, fold: str, seed: int) -> dict:
             "fold_lists": fold_lists_hash(args.folds_dir, fold)}
 
 
+def same_record(then: dict | None, now: dict) -> bool:
+    """``then`` (a run's .done) records the settings of ``now``; a record made before a
+    training option existed matches where ``now`` has its neutral value (ser/train.py)."""
+    if then is None or not isinstance(then.get("train_config"), dict) or "train_config" not in now:
+        return then == now
+    if now.get("model_config", {}).get("variant") == "svm":
+        return then == now
+    return {**then, "train_config": with_neutral_options(then["train_config"])} == now
+
+
 def plan(args) -> None:
     """Writes the runs still to train to --task-list; fails on a complete run made
     from another record, since its results would be handed back as new ones."""
@@ -96,7 +106,7 @@ def plan(args) -> None:
             record, then = run_record(args, fold, seed), read_record(run)
             if then is None:
                 todo.append(f"{fold} {seed} {run}")
-            elif then != record:
+            elif not same_record(then, record):
                 stale.append((run, differences(then, record)))
     if stale:
         run, diffs = stale[0]
@@ -118,7 +128,7 @@ def train(args) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     record = run_record(args, args.fold, args.seed)
     then = read_record(args.out)
-    if then == record:
+    if same_record(then, record):
         logging.info("%s is complete with these settings", args.out)
         return
     config_path = args.out / "run_config.json"
@@ -126,7 +136,7 @@ def train(args) -> None:
     if then is not None:  # complete, from another record: never overwritten
         raise SerError(f"{args.out}: written with other settings or inputs; remove it to train it "
                        "again:\n  " + "\n  ".join(differences(then, record)[:12]))
-    if started is not None and started != record:
+    if started is not None and not same_record(started, record):
         # An unfinished run of other settings: its checkpoint must not be resumed.
         logging.warning("%s was started with other settings; training it anew:\n  %s", args.out,
                         "\n  ".join(differences(started, record)[:12]))
