@@ -65,6 +65,9 @@ SPEAKER_CMVN_NOTE = (
     "trained with per-speaker normalisation; a new speaker's statistics are unknown, so "
     "inputs are normalised with the pooled statistics of all training speakers, which "
     "may cost accuracy compared with the cross-validation results")
+CORPUS_CMVN_NOTE = (
+    "trained with per-corpus normalisation; a new recording's corpus statistics are unknown, "
+    "so inputs are normalised with the pooled statistics of the training corpora")
 
 
 @contextmanager
@@ -187,12 +190,14 @@ def _save_cmvn(mode: str, stats_file: str | None, out: Path) -> dict:
         return {"mode": mode, "inference": mode}
     with np.load(stats_file) as npz:
         stats = {k: npz[k] for k in ("groups", "count", "sum", "sumsq")}
-    if mode == "speaker":
+    if mode in ("speaker", "corpus"):
         stats = {"groups": np.array(["train"]), "count": stats["count"].sum(keepdims=True),
                  "sum": stats["sum"].sum(0, keepdims=True), "sumsq": stats["sumsq"].sum(0, keepdims=True)}
     save_stats(stats, out, "train")
     if mode == "speaker":
         return {"mode": "speaker", "inference": "global", "note": SPEAKER_CMVN_NOTE}
+    if mode == "corpus":
+        return {"mode": "corpus", "inference": "global", "note": CORPUS_CMVN_NOTE}
     return {"mode": "train", "inference": "train"}
 
 
@@ -396,7 +401,7 @@ class EmotionClassifier:
         if MODEL_FILES[kind] not in listed:
             raise SerError(f"{bundle_dir / MODEL_FILES[kind]}: not listed in {bundle_dir / CHECKSUMS}")
         cmvn = meta["cmvn"]
-        if cmvn["mode"] == "speaker":
+        if cmvn["mode"] in ("speaker", "corpus"):
             warnings.warn(f"{bundle_dir}: {cmvn['note']}", stacklevel=2)
         normalizer = Normalizer(cmvn["inference"]) if cmvn["inference"] in STATELESS_MODES \
             else Normalizer.load("train", bundle_dir / "cmvn.npz")
