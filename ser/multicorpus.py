@@ -3,8 +3,8 @@ one or more corpora, test on another) and multi-corpus training.
 
 :func:`combine_data_dirs` joins the member data dirs (each prepared by stage 1 with the
 shared names of conf/emotions.yaml) into one, keeping utterance and speaker ids (they
-must not meet across corpora), and keeps the classes that every member has (the
-training corpora's and the test corpus's intersection). Utterances of other classes are
+must not meet across corpora), and keeps the classes that every member has utterances
+of (the training corpora's and the test corpus's intersection). Utterances of other classes are
 left out and listed in ``excluded.txt`` (utterance, corpus, emotion, reason). Beside the
 usual files the dir has ``utt2corpus`` and ``corpora.json``: the training corpora, the
 test corpus (or none), the classes, and the counts of utterances kept and left out per
@@ -47,12 +47,12 @@ def combine_data_dirs(train: Sequence[tuple[str, Path | str]], test: tuple[str, 
     if not test and len(train) < 2:
         raise SerError("combining needs a test corpus or at least two training corpora")
     datas: dict[str, DataDir] = {name: read_data_dir(path) for name, path in members}
-    classes = shared_classes([datas[n].emotions for n, _ in train],
-                             datas[test[0]].emotions if test else None)
+    present = {n: [e for e in d.emotions if e in set(d.utt2emo.values())] for n, d in datas.items()}
+    classes = shared_classes([present[n] for n, _ in train], present[test[0]] if test else None)
     if len(classes) < 2:
         raise SerError(f"the corpora {', '.join(names)} share {len(classes)} class(es) "
                        f"({', '.join(classes) or 'none'}); at least 2 are needed. Their classes: "
-                       + "; ".join(f"{n}: {' '.join(datas[n].emotions)}" for n in names))
+                       + "; ".join(f"{n}: {' '.join(present[n])}" for n in names))
     tables = {k: {} for k in ("wav.scp", "utt2spk", "utt2emo", "utt2dur", "utt2corpus",
                               "spk2gender", "spk2name", "utt2session")}
     utt_owner, spk_owner, excluded = {}, {}, []
@@ -112,7 +112,7 @@ def combine_data_dirs(train: Sequence[tuple[str, Path | str]], test: tuple[str, 
     (out / "excluded.txt").write_text("".join("\t".join(e) + "\n" for e in sorted(excluded)))
     roles = {"train": [n for n, _ in train], "test": test[0] if test else None, "classes": classes,
              "members": {n: str(Path(p)) for n, p in members},
-             "member_classes": {n: datas[n].emotions for n in names},
+             "member_classes": present,
              "num_utts": dict(kept), "num_excluded": {n: left_out[n] for n in names},
              "excluded_by_class": {n: dict(Counter(e[2] for e in excluded if e[1] == n)) for n in names}}
     (out / ROLES_FILE).write_text(json.dumps(roles, indent=1) + "\n")
