@@ -179,7 +179,9 @@ def combine_feat_dirs(feat_dirs: Sequence[Path | str], data_dir: Path | str, fea
         for name in ("feats.scp", "feat_conf.yaml", "feat_dim", "frame_shift", "feat_names.txt"):
             if not (d / name).is_file():
                 raise SerError(f"{d}: missing {name}; run the feature stage for it first")
-        described.append(((d / "feat_conf.yaml").read_text(), (d / "feat_dim").read_text(),
+        conf = yaml.safe_load((d / "feat_conf.yaml").read_text())
+        conf.pop("feats_scp", None)  # external members come from their own files
+        described.append((yaml.safe_dump(conf), (d / "feat_dim").read_text(),
                           (d / "frame_shift").read_text(), (d / "feat_names.txt").read_text()))
     for d, description in zip(feat_dirs[1:], described[1:]):
         if description != described[0]:
@@ -191,6 +193,10 @@ def combine_feat_dirs(feat_dirs: Sequence[Path | str], data_dir: Path | str, fea
             for line in (d / "failed.txt").read_text().splitlines():
                 utt, path, reason = line.split("\t")
                 failed[utt] = (path, reason)
+    conf = yaml.safe_load(described[0][0])
+    if conf.get("feat") == "external":
+        conf["feats_scp"] = [s for d in feat_dirs
+                             for s in yaml.safe_load((d / "feat_conf.yaml").read_text()).get("feats_scp", [])]
     return import_features([d / "feats.scp" for d in feat_dirs], data_dir, feat_dir, max_fail_share,
-                           frame_shift=float(described[0][2]), feat_conf=yaml.safe_load(described[0][0]),
+                           frame_shift=float(described[0][2]), feat_conf=conf,
                            names=described[0][3].splitlines(), failed_reasons=failed)
