@@ -46,8 +46,7 @@ nj=2                  # parallel feature jobs
 max_fail_share=""     # stage 3 fails when more than this share of files cannot be read [ser/bin/merge_feats.py: 0.05]
 speed_perturb=""      # speed factors of extra training copies, e.g. "0.9 1.1" ("" = none)
 prepare_opts=""       # options of ser.bin.prepare_data, e.g. "--exclude-low-rate"
-cmvn=utt              # utt (each utterance by itself), train (fold's training part), speaker (uses test speakers),
-                      # corpus (each corpus's own; the test corpus's from its unlabelled features), none
+cmvn=utt              # utt (each utterance by itself), train (fold's training part), speaker (uses test speakers), corpus (each corpus's own: the test corpus's from its unlabelled features), none
 model=lstm_tf_at      # lstm, lstm_t, lstm_f, lstm_at, lstm_tf, lstm_tf_at, gru
 model_opts=""         # overrides of conf/model/<model>.yaml, "key=value ..."
 baseline=svm          # also run this system (svm: ComParE functionals + LinearSVC) in stages 3-6; "" = none
