@@ -162,3 +162,11 @@ def test_no_test_corpus_statistic_is_used_unless_asked(prepared, tmp_path):
     assert abs(normed.mean()) < 3.0  # by EmoDB's statistics, not CASIA's (which leave ~10)
     with pytest.raises(SerError, match="needs each speaker's corpus"):
         Normalizer("corpus", {k: v for k, v in accumulate(fold.train, feats.__getitem__, lambda _: "x").items()})
+
+
+def test_reports_flag_test_corpus_statistics():
+    from ser.report import _cmvn_note
+    assert "the test corpus's from its own unlabelled features" in _cmvn_note("corpus")
+    assert "test corpus" not in _cmvn_note("train")
+    from ser.cmvn import USES_TEST_SPEAKER_STATS
+    assert USES_TEST_SPEAKER_STATS["corpus"] and not USES_TEST_SPEAKER_STATS["train"]
