@@ -4,6 +4,12 @@
 #
 #   ./run.sh                              everything, on the embedded synth corpus
 #   ./run.sh --corpus casia --casia-dir /data/casia --stage 1 --stop-stage 3
+#   ./run.sh --corpus casia --casia-dir /data/casia --test-corpus emodb --emodb-dir /data/emodb
+#                                         cross-corpus: train on CASIA, test on EmoDB
+#   ./run.sh --train-corpora "casia emodb" --casia-dir ... --emodb-dir ...
+#                                         multi-corpus: LOSO over the union
+#   ./run.sh --corpus casia --casia-dir /data/casia --feat external --feats-scp feats.scp
+#                                         features computed elsewhere (Kaldi feats.scp)
 #
 # Stages: 0 environment, 1 corpus preparation, 2 folds, 3 features,
 #         4 normalisation statistics, 5 training, 6 scoring and summary,
@@ -16,6 +22,9 @@ stage=0               # first stage to run
 stop_stage=6          # last stage to run
 corpus=synth          # synth, casia, enterface, gemep, emodb, ravdess, iemocap
 corpus_opts=""        # options of the corpus's prepare function, "key=value ..."
+train_corpora=""      # training corpora, e.g. "casia emodb" (multi-corpus) [default: --corpus]
+test_corpus=""        # cross-corpus: test on this corpus, train on the training corpora
+emotion_variants=""   # variants of conf/emotions.yaml, "<corpus>:<variant> ...", e.g. "ravdess:calm_as_neutral"
 synth_dir=data/synth/corpus  # where the synth corpus is made
 synth_speakers=4      # synth: number of speakers (at most 6)
 synth_sentences=20    # synth: sentences per speaker and emotion (at most 24)
@@ -25,17 +34,19 @@ gemep_dir=""          # GEMEP audio root
 emodb_dir=""          # EmoDB root (with wav/)
 ravdess_dir=""        # RAVDESS root: Actor_NN/*.wav
 iemocap_dir=""        # IEMOCAP root: Session1..5
-protocol=""           # loso, speaker_kfold, session, random [default: the corpus registry's]
+protocol=""           # loso, speaker_kfold, session, random, cross_corpus [default: the corpus registry's; cross_corpus with --test-corpus]
 num_folds=""          # K for speaker_kfold, repeats for random
 fold_seed=0           # seed of the random splits
 test_share=""         # random protocol: test share [default: 1000/7200, the paper's]
-feat=lld93            # fbank, mfcc, lld93, egemaps_lld, compare_lld
+feat=lld93            # fbank, mfcc, lld93, egemaps_lld, compare_lld, external (--feats-scp)
 feat_opts=""          # overrides of conf/feats/<feat>.yaml, "key=value ..."
+feats_scp=""          # --feat external: Kaldi feats.scp file(s), T x D or 1 x D per utterance
+feats_frame_shift=""  # --feat external: frame shift, seconds [default: estimated from the durations]
 nj=2                  # parallel feature jobs
 max_fail_share=""     # stage 3 fails when more than this share of files cannot be read [ser/bin/merge_feats.py: 0.05]
 speed_perturb=""      # speed factors of extra training copies, e.g. "0.9 1.1" ("" = none)
 prepare_opts=""       # options of ser.bin.prepare_data, e.g. "--exclude-low-rate"
-cmvn=utt              # utt (each utterance by itself), train (fold's training part), speaker (uses test speakers), none
+cmvn=utt              # utt (each utterance by itself), train (fold's training part), speaker (uses test speakers), corpus (each corpus's own: the test corpus's from its unlabelled features), none
 model=lstm_tf_at      # lstm, lstm_t, lstm_f, lstm_at, lstm_tf, lstm_tf_at, gru
 model_opts=""         # overrides of conf/model/<model>.yaml, "key=value ..."
 baseline=svm          # also run this system (svm: ComParE functionals + LinearSVC) in stages 3-6; "" = none
@@ -53,6 +64,8 @@ for ((i = 1; i <= $#; i++)); do
   case ${!i} in
     --corpus=*) corpus=${!i#--corpus=} ;;
     --corpus) j=$((i + 1)); corpus=${!j:-} ;;
+    --train-corpora=*) tc=${!i#--train-corpora=}; corpus=${tc%% *} ;;
+    --train-corpora) j=$((i + 1)); tc=${!j:-}; corpus=${tc%% *} ;;
   esac
 done
 corpus_train_opts=""
@@ -72,9 +85,31 @@ fi
 . ./path.sh
 . ./cmd.sh
 
+[ -n "$train_corpora" ] || train_corpora=$corpus
+read -ra train_list <<< "$train_corpora"
+corpus=${train_list[0]}
 corpus_dir_var=${corpus}_dir
 corpus_dir=${!corpus_dir_var-}
+# Several corpora (cross-corpus or multi-corpus): each is prepared (and its features
+# made) in its own data/<corpus>, then joined into data/<train>[_to_<test>]
+# (steps/combine_data.sh), and everything after works on that one.
+combined=false
+{ [ -n "$test_corpus" ] || [ ${#train_list[@]} -gt 1 ]; } && combined=true
+corpus_data() {  # the data dir of one corpus, named after its emotion variants
+  local name=data/$1 v
+  for v in $emotion_variants; do [ "${v%%:*}" = "$1" ] && name+=_${v#*:}; done
+  echo "$name"
+}
+if [ -n "$test_corpus" ]; then
+  [ -n "$protocol" ] || protocol=cross_corpus
+  if [ "$protocol" != cross_corpus ]; then
+    echo "$0: --test-corpus takes --protocol cross_corpus (got $protocol)" >&2; exit 1
+  fi
+fi
 [ -n "$protocol" ] || protocol=$(python -m ser.bin.recipe_info default-protocol "$corpus")
+if [ "$feat" = external ] && [ -z "$feats_scp" ]; then
+  echo "$0: --feat external needs --feats-scp PATH (a Kaldi feats.scp)" >&2; exit 1
+fi
 # The svm's features are one vector per utterance, which per-utterance normalisation would
 # zero: it uses the training part's statistics (then its own StandardScaler, fitted there too).
 if [ "$model" = svm ] && [ "$cmvn" = utt ]; then cmvn=train; fi
@@ -82,7 +117,14 @@ if [ "$model" = svm ] && [ "$cmvn" = utt ]; then cmvn=train; fi
 # Output dirs are named from the settings that make them (the ESPnet way), so that
 # output made with other settings never lands in an old dir; each dir's .done
 # record (utils/lib.sh) then catches what a name does not show.
-data=data/$corpus
+if $combined; then
+  data_name=$(for c in "${train_list[@]}"; do basename "$(corpus_data "$c")"; done | paste -sd+)
+  [ -n "$test_corpus" ] && data_name+=_to_$(basename "$(corpus_data "$test_corpus")")
+  data=data/$data_name
+else
+  data=$(corpus_data "$corpus")
+  data_name=$(basename "$data")
+fi
 fold_name=$protocol
 [ -n "$num_folds" ] && fold_name+=_k$num_folds
 [ "$fold_seed" != 0 ] && fold_name+=_seed$fold_seed
@@ -91,6 +133,8 @@ folds=$data/folds/$fold_name
 feat_name=$feat
 feat_tag=$(python -m ser.bin.recipe_info tag "$feat_opts")
 [ -n "$feat_tag" ] && feat_name+=_$feat_tag
+# External features are named after the scp file(s) they come from.
+[ "$feat" = external ] && feat_name+=_$(for f in $feats_scp; do realpath "$f"; done | sha1sum | cut -c1-8)
 feat_dir=$data/feats/$feat_name
 aug_feat_dir=""
 if [ -n "$speed_perturb" ]; then
@@ -104,16 +148,31 @@ train_tag=$(python -m ser.bin.recipe_info tag "$train_opts")
 [ -n "$model_tag" ] && system+=_$model_tag
 [ -n "$train_tag" ] && system+=_$train_tag
 [ -n "$exp_tag" ] && system+=_$exp_tag
-exp=exp/$corpus/$system/$fold_name
+exp=exp/$data_name/$system/$fold_name
+all_corpora=("${train_list[@]}")
+[ -n "$test_corpus" ] && all_corpora+=("$test_corpus")
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  log "Stage 1: prepare $corpus"
-  if [ -z "$corpus_dir" ]; then
-    echo "$0: give the corpus location with --${corpus}-dir DIR" >&2; exit 1
+  for c in "${all_corpora[@]}"; do
+    log "Stage 1: prepare $c"
+    c_dir_var=${c}_dir
+    if [ -z "${!c_dir_var-}" ]; then
+      echo "$0: give the corpus location with --${c}-dir DIR" >&2; exit 1
+    fi
+    c_opts=""
+    [ "$c" = "$corpus" ] && c_opts=$corpus_opts  # --corpus-opts are --corpus's
+    steps/prepare_data.sh --corpus-opts "$c_opts" --prepare-opts "$prepare_opts" \
+      --emotion-variants "$emotion_variants" \
+      --synth-speakers "$synth_speakers" --synth-sentences "$synth_sentences" \
+      "$c" "${!c_dir_var}" "$(corpus_data "$c")"
+  done
+  if $combined; then
+    log "Stage 1: join ${train_list[*]}${test_corpus:+ (test: $test_corpus)} into $data"
+    members=()
+    for c in "${train_list[@]}"; do members+=("$c=$(corpus_data "$c")"); done
+    steps/combine_data.sh --test-corpus "${test_corpus:+$test_corpus=$(corpus_data "$test_corpus")}" \
+      "$data" "${members[@]}"
   fi
-  steps/prepare_data.sh --corpus-opts "$corpus_opts" --prepare-opts "$prepare_opts" \
-    --synth-speakers "$synth_speakers" --synth-sentences "$synth_sentences" \
-    "$corpus" "$corpus_dir" "$data"
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
@@ -124,9 +183,22 @@ fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   log "Stage 3: $feat features"
-  steps/make_feats.sh --nj "$nj" --cmd "$feat_cmd" --feat "$feat" --feat-opts "$feat_opts" \
-    --max-fail-share "$max_fail_share" "$data" "$feat_dir"
+  if $combined && [ "$feat" != external ]; then
+    # Each corpus's own features (shared with its other runs), then joined.
+    member_feats=()
+    for c in "${all_corpora[@]}"; do
+      member_feats+=("$(corpus_data "$c")/feats/$feat_name")
+      steps/make_feats.sh --nj "$nj" --cmd "$feat_cmd" --feat "$feat" --feat-opts "$feat_opts" \
+        --max-fail-share "$max_fail_share" "$(corpus_data "$c")" "${member_feats[-1]}"
+    done
+    steps/combine_feats.sh --max-fail-share "$max_fail_share" "$data" "$feat_dir" "${member_feats[@]}"
+  else
+    steps/make_feats.sh --nj "$nj" --cmd "$feat_cmd" --feat "$feat" --feat-opts "$feat_opts" \
+      --feats-scp "$feats_scp" --frame-shift "$feats_frame_shift" \
+      --max-fail-share "$max_fail_share" "$data" "$feat_dir"
+  fi
   if [ -n "$speed_perturb" ]; then
+    $combined && { echo "$0: --speed-perturb is for single-corpus runs" >&2; exit 1; }
     log "Stage 3: $feat features of speed-perturbed copies ($speed_perturb)"
     steps/make_feats.sh --nj "$nj" --cmd "$feat_cmd" --feat "$feat" --feat-opts "$feat_opts" \
       --max-fail-share "$max_fail_share" --speed-perturb "$speed_perturb" "$data" "$aug_feat_dir"
@@ -152,7 +224,7 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
     --train-opts "$corpus_train_opts $train_opts" --aug-feat-dir "$aug_feat_dir" --seeds "$seeds" \
     "$data" "$feat_dir" "$folds" "$exp"
   steps/score.sh --seeds "$seeds" "$folds" "$exp"
-  log "Results: $(dirname "$exp")/RESULTS.md and exp/$corpus/RESULTS.md"
+  log "Results: $(dirname "$exp")/RESULTS.md and exp/$data_name/RESULTS.md"
 fi
 
 # The paper's baseline on the same folds, with its own features and no option of the model's.
@@ -160,20 +232,23 @@ if [ -n "$baseline" ] && [ "$model" != "$baseline" ] && [ "$stage" -le 6 ] && [ 
   log "Baseline $baseline (stages $((stage > 3 ? stage : 3))-$((stop_stage < 6 ? stop_stage : 6)))"
   ./run.sh "${all_args[@]}" --stage $((stage > 3 ? stage : 3)) --stop-stage $((stop_stage < 6 ? stop_stage : 6)) \
     --feat compare_functionals --feat-opts "" --model "$baseline" --model-opts "" --train-opts "" \
-    --speed-perturb "" --exp-tag "" --baseline "" > /dev/null
+    --speed-perturb "" --exp-tag "" --baseline "" --feats-scp "" > /dev/null
   if [ "$stop_stage" -ge 6 ]; then
-    log "Both systems, on the same folds: exp/$corpus/RESULTS.md"
-    cat "exp/$corpus/RESULTS.md"
+    log "Both systems, on the same folds: exp/$data_name/RESULTS.md"
+    cat "exp/$data_name/RESULTS.md"
   fi
 fi
 
-if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [ -n "$test_corpus" ]; then
+  log "Stage 7: skipped: a cross-corpus run's model is the one of stage 5 (trained on ${train_list[*]});" \
+    "a final model is made by a run without --test-corpus"
+elif [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
   # One model on every utterance, with the cross-validation's settings and first seed;
   # protocol all holds out a stratified validation split to select the epoch.
   final_folds=$data/folds/all
   read -r final_seed _ <<< "$seeds"
   final_exp=$(dirname "$exp")/final_train
-  log "Stage 7: final $model on all of $corpus (seed $final_seed), bundle $(dirname "$exp")/final"
+  log "Stage 7: final $model on all of $data_name (seed $final_seed), bundle $(dirname "$exp")/final"
   steps/make_folds.sh --protocol all --fold-seed "$fold_seed" "$data" "$final_folds"
   steps/compute_cmvn.sh --cmvn "$cmvn" "$data" "$feat_dir" "$final_folds"
   steps/train.sh --cmd "$train_cmd" --cmvn "$cmvn" --model "$model" --model-opts "$model_opts" \

@@ -20,6 +20,11 @@ A bundle holds
 - ``summary.json``, ``RESULTS.md``: the system's cross-validation results, if scored;
 - ``SHA256SUMS``: ``sha256sum`` format, checked on every load.
 
+A model trained on external features (``--feat external``, ser/external_feats.py) has no
+feature extractor: its ``bundle.json`` says ``features.feat: external`` with the dimension,
+and it classifies features (:meth:`EmotionClassifier.predict_features`, ``ser infer
+--feats-scp``), never audio, which it refuses with :data:`EXTERNAL_NEEDS_FEATURES`.
+
 Loading needs the ``ser`` package and its dependencies, not the recipe's ``data/``
 or ``conf/``. A model trained with ``--cmvn speaker`` cannot know a new speaker's
 statistics: its bundle normalises with the training speakers' pooled (global)
@@ -65,6 +70,13 @@ SPEAKER_CMVN_NOTE = (
     "trained with per-speaker normalisation; a new speaker's statistics are unknown, so "
     "inputs are normalised with the pooled statistics of all training speakers, which "
     "may cost accuracy compared with the cross-validation results")
+EXTERNAL_NEEDS_FEATURES = (
+    "this model was trained on external features ({source}), which it cannot compute from "
+    "audio; give it the same kind of features as a Kaldi feats.scp (ser infer --feats-scp "
+    "PATH, or EmotionClassifier.predict_features)")
+CORPUS_CMVN_NOTE = (
+    "trained with per-corpus normalisation; a new recording's corpus statistics are unknown, "
+    "so inputs are normalised with the pooled statistics of the training corpora")
 
 
 @contextmanager
@@ -187,12 +199,14 @@ def _save_cmvn(mode: str, stats_file: str | None, out: Path) -> dict:
         return {"mode": mode, "inference": mode}
     with np.load(stats_file) as npz:
         stats = {k: npz[k] for k in ("groups", "count", "sum", "sumsq")}
-    if mode == "speaker":
+    if mode in ("speaker", "corpus"):
         stats = {"groups": np.array(["train"]), "count": stats["count"].sum(keepdims=True),
                  "sum": stats["sum"].sum(0, keepdims=True), "sumsq": stats["sumsq"].sum(0, keepdims=True)}
     save_stats(stats, out, "train")
     if mode == "speaker":
         return {"mode": "speaker", "inference": "global", "note": SPEAKER_CMVN_NOTE}
+    if mode == "corpus":
+        return {"mode": "corpus", "inference": "global", "note": CORPUS_CMVN_NOTE}
     return {"mode": "train", "inference": "train"}
 
 
@@ -240,11 +254,10 @@ def is_svm_run(run_dir: Path, run_config: dict) -> bool:
             or (run_config.get("model_config") or {}).get("variant") == "svm")
 
 
-def _export_svm(run_dir: Path, run_config: dict, extractor: FeatureExtractor, out: Path) -> dict:
+def _export_svm(run_dir: Path, run_config: dict, dim: int, out: Path) -> dict:
     """Copies the run's ``svm.joblib`` to ``out``; checks it loads and fits the features."""
     from ser.svm import MODEL_FILE, load_svm
     classifier = load_svm(run_dir)
-    dim = extractor.feature_dim(SAMPLE_RATE)
     if classifier.input_dim != dim:
         raise SerError(f"{run_dir / MODEL_FILE}: the SVM takes {classifier.input_dim} features, "
                        f"the feature extractor gives {dim}")
@@ -272,22 +285,28 @@ def export_bundle(run_dir: Path, out_dir: Path, results_dir: Path | None = None)
     feat_dir = Path(run_config["feat_dir"])
     options = load_yaml(feat_dir / "feat_conf.yaml")
     feat = options.pop("feat")
-    extractor = build_extractor(feat, **options)
+    external = feat == "external"
+    extractor = None if external else build_extractor(feat, **options)
+    dim = int((feat_dir / "feat_dim").read_text()) if external else extractor.feature_dim(SAMPLE_RATE)
 
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     if svm:
-        model_info = _export_svm(run_dir, run_config, extractor, tmp)
+        model_info = _export_svm(run_dir, run_config, dim, tmp)
     else:
         with _quiet_jit():
             scripted.save(str(tmp / MODEL_FILES["torchscript"]))
         export_onnx(scripted, model.input_dim, tmp / ONNX_FILE)
         model_info = {"kind": "torchscript", "labels": best["labels"], "config": best["model_config"],
                       "onnx": ONNX_FILE}
-    features = save_extractor(extractor, feat, options, tmp)
     data_dir = Path(run_config["data_dir"])
-    _check_features(load_extractor(features, tmp), data_dir, feat_dir)
+    if external:
+        features = {"feat": "external", "options": options, "dim": dim,
+                    "frame_shift": float((feat_dir / "frame_shift").read_text())}
+    else:
+        features = save_extractor(extractor, feat, options, tmp)
+        _check_features(load_extractor(features, tmp), data_dir, feat_dir)
     cmvn = _save_cmvn(run_config["cmvn"], run_config["cmvn_stats"], tmp / "cmvn.npz")
     results = []
     for name in ("summary.json", "RESULTS.md"):
@@ -358,12 +377,13 @@ class EmotionClassifier:
     bundle, a :class:`ser.svm.SvmClassifier` (whose posteriors are softmax scores, see
     the module docstring)."""
 
-    def __init__(self, bundle_dir: Path, model, extractor: FeatureExtractor,
+    def __init__(self, bundle_dir: Path, model, extractor: FeatureExtractor | None,
                  normalizer: Normalizer, meta: dict, device: str = "cpu", batch_size: int = 16,
                  chunk_seconds: float = 10.0, chunk_overlap: float = 1.0, backend: str = "torchscript"):
         if batch_size < 1:
             raise SerError(f"batch size must be positive, got {batch_size}")
-        if not 0 <= chunk_overlap < chunk_seconds or chunk_seconds < frame_length(extractor):
+        if extractor is not None and (not 0 <= chunk_overlap < chunk_seconds
+                                      or chunk_seconds < frame_length(extractor)):
             raise SerError(f"need 0 <= chunk overlap ({chunk_overlap}) < chunk length "
                            f"({chunk_seconds}) and a chunk of at least one frame "
                            f"({frame_length(extractor)} s)")
@@ -396,7 +416,7 @@ class EmotionClassifier:
         if MODEL_FILES[kind] not in listed:
             raise SerError(f"{bundle_dir / MODEL_FILES[kind]}: not listed in {bundle_dir / CHECKSUMS}")
         cmvn = meta["cmvn"]
-        if cmvn["mode"] == "speaker":
+        if cmvn["mode"] in ("speaker", "corpus"):
             warnings.warn(f"{bundle_dir}: {cmvn['note']}", stacklevel=2)
         normalizer = Normalizer(cmvn["inference"]) if cmvn["inference"] in STATELESS_MODES \
             else Normalizer.load("train", bundle_dir / "cmvn.npz")
@@ -415,8 +435,36 @@ class EmotionClassifier:
         else:
             with _quiet_jit():
                 model = torch.jit.load(str(bundle_dir / MODEL_FILES[kind]), map_location=device).eval()
-        return cls(bundle_dir, model, load_extractor(meta["features"], bundle_dir), normalizer, meta,
+        extractor = None if meta["features"]["feat"] == "external" else \
+            load_extractor(meta["features"], bundle_dir)
+        return cls(bundle_dir, model, extractor, normalizer, meta,
                    device, backend=backend, **options)
+
+    @property
+    def needs_features(self) -> bool:
+        """True for a bundle trained on external features: it classifies features, not audio."""
+        return self.extractor is None
+
+    def _refuse_audio(self) -> None:
+        if self.needs_features:
+            source = " ".join(self.meta["features"].get("options", {}).get("feats_scp", [])) or "a feats.scp"
+            raise SerError(f"{self.bundle_dir}: " + EXTERNAL_NEEDS_FEATURES.format(source=source))
+
+    def predict_features(self, feats: Sequence[np.ndarray]) -> list[Prediction]:
+        """One prediction per (frames, dim) feature matrix (or 1-D vector), unnormalised as
+        the bundle's training read them; for any bundle, also one with an extractor."""
+        dim = self.meta["features"].get("dim")
+        mats = []
+        for i, f in enumerate(feats):
+            f = np.asarray(f, dtype=np.float32)
+            f = f[None, :] if f.ndim == 1 else f
+            if f.ndim != 2 or not f.shape[0] or (dim is not None and f.shape[1] != dim):
+                raise SerError(f"features {i}: shape {f.shape}, the model takes (frames, {dim})")
+            mats.append(self.normalizer(f))
+        posteriors = self._posteriors(mats)
+        return [Prediction(self.labels[int(p.argmax())],
+                           {label: float(x) for label, x in zip(self.labels, p, strict=True)})
+                for p in posteriors]
 
     def predict(self, audio: AudioInput, sample_rate: int | None = None) -> Prediction:
         """One file or array; raises AudioError if it cannot be used."""
@@ -429,6 +477,7 @@ class EmotionClassifier:
                       sample_rate: int | None = None) -> list[Prediction | AudioError]:
         """One result per input, in order: an input that cannot be used (unreadable,
         empty, too short) gets its AudioError in its place, and the others are classified."""
+        self._refuse_audio()
         results: list[Prediction | AudioError | None] = [None] * len(audios)
         feats: list[np.ndarray] = []
         owners: list[int] = []
@@ -455,6 +504,7 @@ class EmotionClassifier:
         """Emotion over time: each input cut into ``window``-second windows every ``hop``
         seconds (:func:`window_starts`), each window classified by itself. One list of
         segments per input, in order, or the input's AudioError in its place."""
+        self._refuse_audio()
         if not (0 < hop and frame_length(self.extractor) <= window):
             raise SerError(f"need a positive hop ({hop}) and a window ({window} s) of at least "
                            f"one frame ({frame_length(self.extractor)} s)")

@@ -5,6 +5,11 @@ Modes:
 - ``speaker``: each speaker's own statistics, test speakers included. Common in
   the literature and worth several UAR points on small corpora, but it uses the
   test speaker's data, so reports must say so (:data:`USES_TEST_SPEAKER_STATS`).
+- ``corpus``: each corpus's own statistics (data dirs of several corpora,
+  ser/multicorpus.py): a training corpus's from the fold's training utterances of it,
+  a corpus without training utterances in the fold (the test corpus of a cross-corpus
+  run) from its own, unlabelled, test utterances. A common domain adaptation; it uses
+  the test corpus's data, so reports flag it as they flag ``speaker``.
 - ``utt``: each utterance by its own mean and variance; needs no statistics and
   sees nothing outside the utterance, so it works alike in training, testing and
   inference on a new speaker.
@@ -22,8 +27,10 @@ import numpy as np
 
 from ser.errors import SerError
 
-CMVN_MODES = ("train", "speaker", "utt", "none")
-USES_TEST_SPEAKER_STATS = {"train": False, "speaker": True, "utt": False, "none": False}
+CMVN_MODES = ("train", "speaker", "corpus", "utt", "none")
+USES_TEST_SPEAKER_STATS = {"train": False, "speaker": True, "corpus": True, "utt": False, "none": False}
+# Modes with one statistics file per fold (the others: one for all folds, or none).
+PER_FOLD_MODES = ("train", "corpus")
 # Modes without a statistics file.
 STATELESS_MODES = ("utt", "none")
 _VAR_FLOOR = 1e-8
@@ -47,11 +54,11 @@ def accumulate(utts: Iterable[str], load: Callable[[str], np.ndarray],
 
 
 def stats_path(cmvn_dir: Path | str, mode: str, fold: str) -> Path | None:
-    """Where a fold's statistics live: ``<dir>/<fold>.npz`` (train), ``<dir>/speaker.npz``;
-    None for the modes that need none (utt, none)."""
+    """Where a fold's statistics live: ``<dir>/<fold>.npz`` (train, corpus),
+    ``<dir>/speaker.npz``; None for the modes that need none (utt, none)."""
     if mode in STATELESS_MODES:
         return None
-    return Path(cmvn_dir) / (f"{fold}.npz" if mode == "train" else "speaker.npz")
+    return Path(cmvn_dir) / (f"{fold}.npz" if mode in PER_FOLD_MODES else "speaker.npz")
 
 
 def save_stats(stats: dict, path: Path | str, mode: str) -> None:
@@ -80,6 +87,12 @@ class Normalizer:
         if mode not in STATELESS_MODES and stats is None:
             raise SerError(f"cmvn mode {mode} needs statistics")
         self.mode = mode
+        # corpus mode: speaker -> its corpus, the group whose statistics it takes
+        self.spk2group: dict[str, str] = {}
+        if stats is not None and "speakers" in stats:
+            self.spk2group = {str(s): str(g) for s, g in zip(stats["speakers"], stats["speaker_groups"])}
+        if mode == "corpus" and not self.spk2group:
+            raise SerError("cmvn mode corpus needs each speaker's corpus in its statistics")
         self.shift: dict[str, np.ndarray] = {}
         self.scale: dict[str, np.ndarray] = {}
         if stats is not None:
@@ -100,14 +113,16 @@ class Normalizer:
         with np.load(path) as npz:
             if str(npz["mode"]) != mode:
                 raise SerError(f"{path}: holds {npz['mode']} statistics, not {mode}")
-            return cls(mode, {k: npz[k] for k in ("groups", "count", "sum", "sumsq")})
+            return cls(mode, {k: npz[k] for k in ("groups", "count", "sum", "sumsq",
+                                                  "speakers", "speaker_groups") if k in npz})
 
     def __call__(self, feats: np.ndarray, speaker: str | None = None) -> np.ndarray:
         if self.mode == "none":
             return feats.astype(np.float32, copy=False)
         if self.mode == "utt":
             return utterance_cmvn(feats)
-        group = "train" if self.mode == "train" else speaker
+        group = {"train": "train", "corpus": self.spk2group.get(speaker, f"<speaker {speaker}>")}.get(
+            self.mode, speaker)
         if group not in self.shift:
             raise SerError(f"no {self.mode} normalisation statistics for {group!r}")
         return ((feats - self.shift[group]) * self.scale[group]).astype(np.float32)

@@ -5,7 +5,8 @@ Files (one ``<key> <value>`` per line, sorted by key in C order):
 has whitespace, see :func:`ser.audio.wav_scp_entry`), ``utt2spk``, ``spk2utt``,
 ``utt2emo``, ``utt2dur``, ``spk2gender`` (every speaker, or absent where a gender is
 unknown, as Kaldi requires), ``spk2name`` (the corpus's speaker names, where one had to
-be changed into a Kaldi-safe id), ``utt2session`` (corpora with sessions), and
+be changed into a Kaldi-safe id), ``utt2session`` (corpora with sessions),
+``utt2corpus`` (data dirs of several corpora, ser/multicorpus.py), and
 ``emotions.txt`` (the class labels, one per line, in index order).
 
 Kaldi's rules that :func:`validate_data_dir` checks beyond the files agreeing: every
@@ -38,6 +39,7 @@ class DataDir:
     spk2gender: dict[str, str] = field(default_factory=dict)
     utt2session: dict[str, str] = field(default_factory=dict)
     spk2name: dict[str, str] = field(default_factory=dict)
+    utt2corpus: dict[str, str] = field(default_factory=dict)  # combined data dirs (ser/multicorpus.py)
 
     @property
     def utts(self) -> list[str]:
@@ -133,7 +135,7 @@ def read_data_dir(data_dir: Path | str) -> DataDir:
         if not (data_dir / name).is_file():
             raise SerError(f"{data_dir}: missing {name}; is this a prepared data dir?")
     optional = {name: read_table(data_dir / name) if (data_dir / name).is_file() else {}
-                for name in ("spk2gender", "utt2session", "spk2name")}
+                for name in ("spk2gender", "utt2session", "spk2name", "utt2corpus")}
     return DataDir(
         path=data_dir, wav=read_table(data_dir / "wav.scp"),
         utt2spk=read_table(data_dir / "utt2spk"), utt2emo=read_table(data_dir / "utt2emo"),
@@ -151,7 +153,7 @@ def validate_data_dir(data_dir: Path | str, supervisions: SupervisionSet | None 
     data = read_data_dir(data_dir)
     path = data.path
     for name in ("wav.scp", "utt2spk", "utt2emo", "utt2dur", "spk2utt", "spk2gender",
-                 "utt2session", "spk2name"):
+                 "utt2session", "spk2name", "utt2corpus"):
         if not (path / name).is_file():
             continue
         with open(path / name, **ENCODING) as f:
@@ -197,6 +199,8 @@ def validate_data_dir(data_dir: Path | str, supervisions: SupervisionSet | None 
                        f"{data.spk2gender[bad_gender[0]]!r}, not m or f")
     if data.utt2session and set(data.utt2session) != utts:
         raise SerError(f"{path / 'utt2session'}: utterances differ from wav.scp")
+    if data.utt2corpus and set(data.utt2corpus) != utts:
+        raise SerError(f"{path / 'utt2corpus'}: utterances differ from wav.scp")
     if check_audio:
         files = [piped_file(entry) if is_pipe(entry) else entry for entry in data.wav.values()]
         missing = [f for f in files if f is not None and not Path(f).is_file()]

@@ -9,12 +9,21 @@ Protocols:
   repeats with seeds ``seed``, ``seed+1``, ... The paper held out 1000 of CASIA's
   7200 utterances, 260 of eNTERFACE's 1260 and 200 of GEMEP's 1080; the default
   ``test_share`` is 1000/7200, and ``--test-share`` sets another.
+- ``cross_corpus``: one fold for a combined data dir with a test corpus
+  (ser/multicorpus.py): the test corpus's utterances are the test list, the training
+  corpora's the training part; validation comes from the training corpora only.
 - ``all``: one fold with every utterance for training and validation and an empty
   test list, for the final model trained on the whole corpus.
 
 The validation split always comes from the training part, stratified by emotion
 and speaker; under the speaker-independent protocols its speakers are therefore
 never test speakers.
+
+A combined data dir of several corpora (``utt2corpus``) is split like any other: its
+speaker ids differ across corpora, so under ``loso`` and ``speaker_kfold`` each
+corpus's speakers stay on one side of every fold, as :func:`check_speaker_disjoint`
+checks. A data dir with a test corpus takes ``cross_corpus`` only, so that the test
+corpus is never trained on.
 """
 from __future__ import annotations
 
@@ -27,8 +36,9 @@ from pathlib import Path
 
 from ser.datadir import DataDir
 from ser.errors import SerError
+from ser.multicorpus import read_roles
 
-PROTOCOLS = ("loso", "speaker_kfold", "session", "random", "all")
+PROTOCOLS = ("loso", "speaker_kfold", "session", "random", "cross_corpus", "all")
 PAPER_TEST_SHARE = 1000 / 7200
 DEFAULT_VALID_SHARE = 0.1  # of the training part, held out for model selection
 
@@ -92,6 +102,23 @@ def make_folds(data: DataDir, protocol: str, num_folds: int | None = None, seed:
         raise SerError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     if not 0 < valid_share < 1 or not 0 < test_share < 1:
         raise SerError("valid_share and test_share must be between 0 and 1")
+    roles = read_roles(where) if where is not None else None
+    test_corpus = roles.get("test") if roles else None
+    if protocol == "cross_corpus" or test_corpus:
+        if protocol not in ("cross_corpus", "all") or not test_corpus:
+            raise SerError(f"{where}: protocol {protocol} " + (
+                f"would train on the test corpus {test_corpus}; a data dir with a test corpus "
+                "takes protocol cross_corpus" if test_corpus else
+                "needs a data dir with a test corpus (run.sh --test-corpus)"))
+        if protocol == "cross_corpus":
+            test = [u for u in data.utts if data.utt2corpus[u] == test_corpus]
+            train, valid = _split_valid([u for u in data.utts if data.utt2corpus[u] != test_corpus],
+                                        data, valid_share, random.Random(seed + 1))
+            return [Fold("fold1", train, valid, test, [test_corpus])]
+        # all: the final model on the training corpora only
+        train, valid = _split_valid([u for u in data.utts if data.utt2corpus[u] != test_corpus],
+                                    data, valid_share, random.Random(seed))
+        return [Fold("fold1", train, valid, [], [])]
     speakers = data.speakers
     if protocol == "loso":
         if len(speakers) < 2:
@@ -125,6 +152,17 @@ def make_folds(data: DataDir, protocol: str, num_folds: int | None = None, seed:
                                     valid_share, rng)
         folds.append(Fold(f"fold{k}", train, valid, test, []))
     return folds
+
+
+def check_speaker_disjoint(folds: list[Fold], data: DataDir) -> None:
+    """No speaker (hence, in a combined data dir, no corpus's speaker) is on both the
+    test side and the training side (train or valid) of a fold."""
+    for fold in folds:
+        trained = {data.utt2spk[u] for u in fold.train + fold.valid}
+        both = sorted(trained & {data.utt2spk[u] for u in fold.test})
+        if both:
+            raise SerError(f"{data.path}: {fold.name} has speaker(s) {', '.join(both[:3])} on both "
+                           "sides")
 
 
 def write_folds(folds: list[Fold], out_dir: Path | str, settings: dict) -> Path:

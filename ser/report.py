@@ -9,7 +9,11 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from ser.metrics import mean_std
+import numpy as np
+import yaml
+
+from ser.metrics import confusion_text, mean_std
+from ser.multicorpus import read_roles
 
 METRICS = (("uar", "UAR"), ("wa", "WA"), ("macro_f1", "macro-F1"))
 
@@ -47,6 +51,9 @@ def _cmvn_note(cmvn: str) -> str:
         return ("speaker (per-speaker statistics, **including the test speakers' own data**; "
                 "not comparable to train-only normalisation)")
     return {"train": "train (statistics from each fold's training part only)",
+            "corpus": ("corpus (each corpus's own statistics; **the test corpus's from its own "
+                       "unlabelled features**, a domain adaptation; not comparable to "
+                       "training-corpora-only normalisation)"),
             "utt": "utt (each utterance by its own statistics; no other utterance's)",
             "none": "none"}[cmvn]
 
@@ -68,6 +75,56 @@ def _attention_links(system_dir: Path, protocol: str, runs: list[dict]) -> list[
             "group, per emotion:", ""] + links + [""]
 
 
+def _corpora_lines(data_dir: Path) -> list[str]:
+    """What a combined data dir (ser/multicorpus.py) trained and tested on, and what it left out."""
+    roles = read_roles(data_dir)
+    if roles is None:
+        return []
+    left_out = sum(roles["num_excluded"].values())
+    per_corpus = "; ".join(
+        f"{c}: {n}" + (" (" + ", ".join(f"{e} {k}" for e, k in sorted(roles['excluded_by_class'][c].items())) + ")"
+                       if n else "") for c, n in roles["num_excluded"].items())
+    return [f"- training corpora: {', '.join(roles['train'])} "
+            f"({', '.join(str(roles['num_utts'][c]) for c in roles['train'])} utterances); validation "
+            "from the training corpora only",
+            f"- test corpus: {roles['test']} ({roles['num_utts'][roles['test']]} utterances)"
+            if roles["test"] else "- test corpus: none (speaker-independent folds over the union)",
+            f"- classes (shared by all): {', '.join(roles['classes'])}",
+            f"- utterances of other classes left out: **{left_out}** ({per_corpus}); listed in "
+            f"{data_dir / 'excluded.txt'}"]
+
+
+def _feature_line(feat_dir: Path) -> str:
+    dim = (feat_dir / 'feat_dim').read_text().strip() if (feat_dir / 'feat_dim').is_file() else '?'
+    line = f"- features: {feat_dir.name} ({dim} dims"
+    conf_file = feat_dir / "feat_conf.yaml"
+    conf = yaml.safe_load(conf_file.read_text()) if conf_file.is_file() else {}
+    if conf.get("feat") == "external":
+        shift = (feat_dir / "frame_shift").read_text().strip() if (feat_dir / "frame_shift").is_file() else "?"
+        line += (f", external {conf.get('level', '?')}-level features from "
+                 f"{' '.join(conf.get('feats_scp', []))}, frame shift {shift} s")
+    return line + ")"
+
+
+def _recall_cell(values: list[float]) -> str:
+    return _pct(*mean_std(values)) if values else "n/a (not in the test sets)"
+
+
+def _per_class_lines(runs: list[dict]) -> list[str]:
+    """Per-class recall (mean over runs) and the confusion matrix summed over runs."""
+    labels = runs[0].get("labels")
+    if not labels or any(r.get("labels") != labels for r in runs):
+        return []
+    lines = ["Per-class recall, % (mean ± std over runs):", "",
+             "| " + " | ".join(labels) + " |", "|" + "---|" * len(labels),
+             "| " + " | ".join(_recall_cell([r["per_class_recall"][e] for r in runs
+                                             if e in r["per_class_recall"]]) for e in labels) + " |", ""]
+    total = np.sum([np.asarray(r["confusion"]) for r in runs], axis=0)
+    lines += [f"Confusion matrix, summed over runs (rows: reference, columns: hypothesis):", "",
+              "```", confusion_text({"labels": labels, "confusion": total.tolist()}), "```", ""]
+    return lines
+
+
 def write_system_results(system_dir: Path | str) -> Path | None:
     system_dir = Path(system_dir)
     runs = collect_runs(system_dir)
@@ -76,7 +133,8 @@ def write_system_results(system_dir: Path | str) -> Path | None:
     first = next(iter(runs.values()))[0]["config"]
     feat_dir = Path(first["feat_dir"])
     lines = [f"# {system_dir.parent.name}: {system_dir.name}", "",
-             f"- features: {feat_dir.name} ({(feat_dir / 'feat_dim').read_text().strip() if (feat_dir / 'feat_dim').is_file() else '?'} dims)",
+             *_corpora_lines(Path(first["data_dir"])),
+             _feature_line(feat_dir),
              f"- model: {first['model']} {json.dumps(first['model_config'], sort_keys=True)}",
              f"- training: {json.dumps({k: v for k, v in first['train_config'].items() if k != 'seed'}, sort_keys=True)}",
              f"- normalisation: {_cmvn_note(first['cmvn'])}", ""]
@@ -98,6 +156,7 @@ def write_system_results(system_dir: Path | str) -> Path | None:
         if len(summary["seeds"]) > 1:
             lines.append("| over seeds | | | | | " + " | ".join(_pct(*summary[f"{k}_over_seeds"]) for k, _ in METRICS) + " |")
         lines.append("")
+        lines += _per_class_lines(prot_runs)
         lines += _attention_links(system_dir, protocol, prot_runs)
         if excluded:
             lines.append("Test utterances left out because their features could not be computed "
@@ -121,7 +180,8 @@ def write_corpus_results(corpus_dir: Path | str) -> Path | None:
             config = runs[protocol][0]["config"] if protocol in runs else {}
             cmvn = config.get("cmvn", "?")
             rows.append(f"| {system} | {protocol} | {Path(config.get('feat_dir', '?')).name} | {cmvn}"
-                        f"{' (test-speaker stats)' if cmvn == 'speaker' else ''} | "
+                        f"{' (test-speaker stats)' if cmvn == 'speaker' else ''}"
+                        f"{' (test-corpus stats)' if cmvn == 'corpus' else ''} | "
                         f"{len(summary['folds'])} | {len(summary['seeds'])} | "
                         + " | ".join(_pct(*summary[k]) for k, _ in METRICS)
                         + f" | {summary['train_seconds'] / 60:.1f} |")
@@ -129,7 +189,7 @@ def write_corpus_results(corpus_dir: Path | str) -> Path | None:
         return None
     lines = [f"# Results on {corpus_dir.name}", "",
              "Mean ± std over folds × seeds, in percent. Normalisation 'speaker' uses the test "
-             "speakers' own statistics.", "",
+             "speakers' own statistics, 'corpus' the test corpus's.", "",
              "| system | protocol | features | normalisation | folds | seeds | UAR | WA | macro-F1 | train min (sum) |",
              "|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
     out = corpus_dir / "RESULTS.md"

@@ -4,6 +4,8 @@
 # instead for speed-perturbed copies of every utterance, keyed sp<factor>-<utt> as
 # in Kaldi, so that they can never be taken for the originals (training reads the
 # copies of its own utterances only).
+# With --feat external, computes nothing: checks the Kaldi feats.scp of --feats-scp
+# against the data dir and makes the same feature dir from it (ser/external_feats.py).
 set -euo pipefail
 
 nj=2                  # parallel jobs
@@ -13,6 +15,8 @@ feat_opts=""          # overrides of conf/feats/<feat>.yaml, e.g. "frame_shift=0
 max_fail_share=""     # fail when more than this share of files fail [default: ser/bin/merge_feats.py]
 compress=false        # store kaldi compressed matrices
 speed_perturb=""      # speed factors of perturbed copies, e.g. "0.9 1.1" (sox speed)
+feats_scp=""          # --feat external: Kaldi feats.scp file(s), frame-level (T x D) or 1 x D per utterance
+frame_shift=""        # --feat external: frame shift in seconds [default: estimated from the durations]
 
 help_message="Usage: $0 [options] <data-dir> <feat-dir>
 e.g.: $0 --nj 4 --feat lld93 data/casia data/casia/feats/lld93"
@@ -24,6 +28,35 @@ if [ $# -ne 2 ] || [ -z "$feat" ]; then echo "$help_message" >&2; exit 1; fi
 data=$1
 dir=$2
 [ -f "$data/.done" ] || { echo "$0: $data is not prepared (no .done); run the corpus stage" >&2; exit 1; }
+if [ "$feat" = external ]; then
+  [ -n "$feats_scp" ] || { echo "$0: --feat external needs --feats-scp PATH" >&2; exit 1; }
+  [ -z "$speed_perturb" ] || { echo "$0: --speed-perturb needs audio; external features have none" >&2; exit 1; }
+  scps=()
+  for scp in $feats_scp; do
+    [ -f "$scp" ] || { echo "$0: --feats-scp $scp: no such file" >&2; exit 1; }
+    scps+=("$(realpath "$scp")")
+  done
+  # The scp files' contents and the size and time of every ark they name: features
+  # written anew under the same paths are imported anew.
+  contents=$(for scp in "${scps[@]}"; do cat "$scp"; awk '{ sub(/:[0-9]+$/, "", $2); print $2 }' "$scp" \
+    | sort -u | xargs -r stat -L -c '%n %s %Y' 2>/dev/null; done | sha1sum | cut -c1-12)
+  settings="stage=make_feats
+feat=external
+feats_scp=${scps[*]}
+contents=$contents
+frame_shift=$frame_shift
+data=$(record_id "$data")"
+  lock_dir "$dir"
+  if is_done "$dir" "$settings"; then log "$dir is complete; skipping"; exit 0; fi
+  mkdir -p "$dir/log"
+  rm -f "$dir/.done" "$dir/feats.scp"
+  python -m ser.bin.import_feats --data-dir "$data" --feat-dir "$dir" --feats-scp "${scps[@]}" \
+    ${frame_shift:+--frame-shift "$frame_shift"} ${max_fail_share:+--max-fail-share "$max_fail_share"} \
+    2> >(tee "$dir/log/import_feats.log" >&2)
+  mark_done "$dir" "$settings"
+  log "wrote $dir/feats.scp ($(wc -l < "$dir/feats.scp") utterances, dim $(cat "$dir/feat_dim"), frame shift $(cat "$dir/frame_shift") s)"
+  exit 0
+fi
 # The feature type's config files are part of the record: a changed default is a new feature.
 conf_hash=$(cat "$SER_ROOT"/conf/feats/"$feat".* 2>/dev/null | sha1sum | cut -c1-12)
 settings="stage=make_feats

@@ -8,6 +8,7 @@ set -euo pipefail
 corpus_opts=""        # options of the corpus's prepare function, "key=value ..."
 synth_speakers=""     # synth only: number of speakers [default: ser/bin/prepare_data.py]
 synth_sentences=""    # synth only: number of sentences [default: ser/bin/prepare_data.py]
+emotion_variants=""   # variants of conf/emotions.yaml, "<corpus>:<variant> ...", e.g. "ravdess:calm_as_neutral"
 prepare_opts=""       # more options of ser.bin.prepare_data, e.g. "--exclude-low-rate"
 
 help_message="Usage: $0 [options] <corpus> <corpus-dir> <data-dir>
@@ -33,6 +34,10 @@ corpus=$corpus
 corpus_dir=$corpus_dir
 corpus_opts=$corpus_opts
 prepare_opts=$prepare_opts"
+# The emotion mapping (conf/emotions.yaml) is recorded where it changes the labels.
+emotion_map=$(python -m ser.bin.recipe_info emotion-map "$corpus" --variants "$emotion_variants")
+[ -n "$emotion_map" ] && settings+="
+emotion_map=$emotion_map"
 [ "$corpus" = synth ] && settings+="
 synth=speakers $synth_speakers sentences $synth_sentences"
 
@@ -44,7 +49,7 @@ mkdir -p "$data/log"
 log "preparing $corpus from $corpus_dir"
 # shellcheck disable=SC2086
 python -m ser.bin.prepare_data --corpus "$corpus" --corpus-dir "$corpus_dir" --data-dir "$data" \
-  --corpus-opts "$corpus_opts" ${synth_speakers:+--synth-speakers "$synth_speakers"} \
+  --corpus-opts "$corpus_opts" --emotion-variants "$emotion_variants" ${synth_speakers:+--synth-speakers "$synth_speakers"} \
   ${synth_sentences:+--synth-sentences "$synth_sentences"} $prepare_opts 2> >(tee "$data/log/prepare_data.log" >&2)
 # The synth corpus is made by this stage: its contents are known only now.
 mark_done "$data" "$settings

@@ -28,6 +28,7 @@ data=$1; feat_dir=$2; folds=$3; dir=$4
 case $cmvn in
   train) cmvn_dir=$feat_dir/cmvn/$(basename "$folds") ;;
   speaker) cmvn_dir=$feat_dir/cmvn/speaker ;;
+  corpus) cmvn_dir=$feat_dir/cmvn/corpus_$(basename "$folds") ;;
   *) cmvn_dir="" ;;
 esac
 opts=(--data-dir "$data" --feat-dir "$feat_dir" --folds-dir "$folds" --cmvn "$cmvn"

@@ -55,6 +55,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     try:
         classifier = EmotionClassifier.load(args.model)
+        if classifier.needs_features:
+            classifier._refuse_audio()  # explain reads audio: says what such a bundle needs
         model = eager_model(classifier)
         items = list_inputs(args.inputs)
         if not items:

@@ -12,6 +12,10 @@ Emotion over time (--segments): each file is cut into --window-second windows ev
 window is classified by itself: one line per window with id, start, end (seconds),
 emotion and posteriors. --plot DIR also draws a timeline per file, DIR/<id>.png.
 
+--feats-scp PATH classifies the features of a Kaldi feats.scp instead of audio (one line
+per utterance): what a bundle trained on external features (run.sh --feat external)
+needs, since it cannot compute them; such a bundle given audio says so and exits 2.
+
 --backend onnx runs the bundle's model.onnx with onnxruntime instead of the
 TorchScript model.pt (same posteriors within 1e-4).
 Exit status: 0 every file classified, 1 some failed, 2 usage error."""
@@ -38,7 +42,10 @@ AUDIO_SUFFIXES = (".wav", ".flac")
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", help="audio files, directories or wav.scp files")
+    p.add_argument("inputs", nargs="*", help="audio files, directories or wav.scp files")
+    p.add_argument("--feats-scp", type=Path,
+                   help="classify these features (Kaldi feats.scp) instead of audio: for bundles "
+                        "trained on external features")
     p.add_argument("--model", required=True, type=Path, help="the bundle, e.g. exp/synth/<system>/final")
     p.add_argument("--format", default="csv", choices=("csv", "json"), help="CSV or JSON lines")
     p.add_argument("--output", type=Path, help="write here instead of stdout")
@@ -129,6 +136,29 @@ def classify(classifier: EmotionClassifier, items: list[tuple[str, str]], writer
     return failed
 
 
+def classify_features(classifier: EmotionClassifier, feats_scp: Path, writer: ResultWriter,
+                      batch_size: int) -> list[str]:
+    """One line per utterance of a Kaldi feats.scp, in its order; every entry is checked
+    (readable, finite, the model's dimension) and an error names the file and utterance."""
+    from ser.external_feats import load_checked, read_scps
+
+    entries, origin = read_scps([feats_scp])
+    dim = classifier.meta["features"].get("dim")
+    utts = list(entries)
+    for start in range(0, len(utts), batch_size):
+        batch = utts[start:start + batch_size]
+        feats = []
+        for utt in batch:
+            mat = load_checked(utt, entries[utt], origin[utt])
+            if dim is not None and mat.shape[1] != dim:
+                raise SerError(f"{feats_scp}: utterance {utt} has dimension {mat.shape[1]}; "
+                               f"the model takes {dim}")
+            feats.append(mat)
+        for utt, result in zip(batch, classifier.predict_features(feats), strict=True):
+            writer.write(utt, result)
+    return utts
+
+
 def classify_segments(classifier: EmotionClassifier, items: list[tuple[str, str]], writer: ResultWriter,
                       window: float, hop: float, plot_dir: Path | None) -> int:
     """--segments: the windows of each file, in order (one file at a time, as a long
@@ -157,8 +187,17 @@ def main(argv=None) -> None:
         classifier = EmotionClassifier.load(args.model, device=args.device, batch_size=args.batch_size,
                                             chunk_seconds=args.chunk_seconds, chunk_overlap=args.chunk_overlap,
                                             backend=args.backend)
-        items = list_inputs(args.inputs)
-        if not items:
+        if args.feats_scp is not None:
+            if args.inputs or args.segments:
+                raise SerError("--feats-scp classifies features; give no audio inputs or --segments with it")
+            items = []
+        elif not args.inputs:
+            raise SerError("give audio inputs, or --feats-scp PATH")
+        else:
+            if getattr(classifier, "needs_features", False):
+                classifier._refuse_audio()  # says what it needs instead
+            items = list_inputs(args.inputs)
+        if args.feats_scp is None and not items:
             raise SerError(f"no audio files (*.wav, *.flac) in {' '.join(args.inputs)}")
         if args.plot:
             args.plot.mkdir(parents=True, exist_ok=True)
@@ -167,7 +206,12 @@ def main(argv=None) -> None:
         parser.exit(2, f"ERROR: {err}\n")
     with output as stream:
         writer = ResultWriter(stream, args.format, classifier.labels, args.segments)
-        if args.segments:
+        if args.feats_scp is not None:
+            try:
+                items, failed = classify_features(classifier, args.feats_scp, writer, args.batch_size), 0
+            except SerError as err:
+                parser.exit(2, f"ERROR: {err}\n")
+        elif args.segments:
             failed = classify_segments(classifier, items, writer, args.window, args.hop, args.plot)
         else:
             failed = classify(classifier, items, writer, args.batch_size)

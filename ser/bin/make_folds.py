@@ -1,4 +1,5 @@
-"""Writes the folds of an evaluation protocol: ``<out_dir>/fold<k>/{train,valid,test}``."""
+"""Writes the folds of an evaluation protocol: ``<out_dir>/fold<k>/{train,valid,test}``
+(ser/folds.py); for a data dir of several corpora (ser/multicorpus.py) too."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,8 @@ from pathlib import Path
 
 from ser.bin import run_tool
 from ser.datadir import read_data_dir
-from ser.folds import DEFAULT_VALID_SHARE, PAPER_TEST_SHARE, PROTOCOLS, make_folds, write_folds
+from ser.folds import (DEFAULT_VALID_SHARE, PAPER_TEST_SHARE, PROTOCOLS, check_speaker_disjoint,
+                       make_folds, write_folds)
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -28,6 +30,8 @@ def main(argv=None) -> None:
     data = read_data_dir(args.data_dir)
     folds = make_folds(data, args.protocol, args.num_folds, args.seed, args.valid_share,
                        args.test_share)
+    if args.protocol in ("loso", "speaker_kfold", "session", "cross_corpus"):
+        check_speaker_disjoint(folds, data)
     settings = {k: v for k, v in vars(args).items() if k not in ("data_dir", "out_dir")}
     write_folds(folds, args.out_dir, settings)
     for f in folds:

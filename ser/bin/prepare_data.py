@@ -4,7 +4,11 @@ data dir in ``<data_dir>``. For ``synth``, first makes the corpus if it is missi
 The audio is checked (ser/audio_checks.py): files of a sample rate below
 --min-sample-rate, near-silent or heavily clipped files are listed with the reason in
 ``<data_dir>/audio_warnings.txt``; --exclude-low-rate leaves the low-rate files out,
-listed in ``<data_dir>/manifests/<corpus>_excluded.txt``."""
+listed in ``<data_dir>/manifests/<corpus>_excluded.txt``.
+
+The corpus's labels are mapped to the shared names of conf/emotions.yaml (ser/emotions.py)
+with the variants of --emotion-variants that are for this corpus; utterances of labels
+mapped to null are left out and listed in the same excluded file."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +22,7 @@ from ser.config import parse_key_values
 from ser.corpora import CORPORA, get_corpus
 from ser.corpora.common import exclude_utterances, write_manifests
 from ser.datadir import validate_data_dir, write_data_dir
+from ser.emotions import apply_mapping, corpus_mapping
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -32,6 +37,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--synth-seed", type=int, default=0)
     p.add_argument("--min-sample-rate", type=int, default=MIN_SAMPLE_RATE,
                    help="audio of a lower sample rate gets a warning (it is upsampled)")
+    p.add_argument("--emotion-variants", default="",
+                   help="variants of conf/emotions.yaml, '<corpus>:<variant> ...' (those of "
+                        "other corpora are ignored), e.g. 'ravdess:calm_as_neutral'")
     p.add_argument("--exclude-low-rate", action="store_true",
                    help="leave out audio of a sample rate below --min-sample-rate")
     return p
@@ -50,6 +58,15 @@ def main(argv=None) -> None:
                               args.synth_seed)
     manifests = get_corpus(args.corpus).prepare(args.corpus_dir, manifest_dir,
                                                 **parse_key_values(args.corpus_opts))
+    mapped = apply_mapping(manifests, args.corpus,
+                           corpus_mapping(args.corpus, args.emotion_variants.split()))
+    if mapped is not manifests:
+        left_out = len(mapped["excluded"]) - len(manifests["excluded"])
+        logging.info("%s: emotions mapped by conf/emotions.yaml to %s; %d utterance(s) of "
+                     "labels mapped to null left out", args.corpus, ", ".join(mapped["emotions"]),
+                     left_out)
+        manifests = mapped
+        write_manifests(manifests, args.corpus, manifest_dir)
     warnings = check_corpus_audio(manifests["recordings"], manifests["supervisions"],
                                   min_sample_rate=args.min_sample_rate)
     if args.exclude_low_rate:

@@ -2,6 +2,8 @@
 
   recipe_info.py default-protocol CORPUS   the corpus registry's protocol
   recipe_info.py tag "k=v ..."             the dir-name tag of option overrides
+  recipe_info.py emotion-map CORPUS [--variants "corpus:variant ..."]
+                                           '' for an identity emotion mapping, else its hash
 """
 from __future__ import annotations
 
@@ -9,15 +11,22 @@ import argparse
 
 from ser.bin import run_tool
 from ser.corpora import get_corpus
+from ser.emotions import mapping_tag
 from ser.provenance import options_tag
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("default-protocol", "tag"))
+    p.add_argument("what", choices=("default-protocol", "tag", "emotion-map"))
     p.add_argument("value")
+    p.add_argument("--variants", default="", help="emotion-map: '<corpus>:<variant> ...'")
     args = p.parse_args(argv)
-    print(get_corpus(args.value).default_protocol if args.what == "default-protocol" else options_tag(args.value))
+    if args.what == "default-protocol":
+        print(get_corpus(args.value).default_protocol)
+    elif args.what == "emotion-map":
+        print(mapping_tag(args.value, args.variants.split()))
+    else:
+        print(options_tag(args.value))
 
 
 if __name__ == "__main__":

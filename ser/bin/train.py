@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ser.bin import run_tool
-from ser.cmvn import CMVN_MODES, Normalizer, stats_path
+from ser.cmvn import CMVN_MODES, STATELESS_MODES, Normalizer, stats_path
 from ser.config import load_yaml, parse_key_values
 from ser.datadir import read_data_dir
 from ser.errors import SerError
@@ -37,7 +37,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds-dir", required=True, type=Path)
     p.add_argument("--fold", help="e.g. fold1")
     p.add_argument("--cmvn", required=True, choices=CMVN_MODES)
-    p.add_argument("--cmvn-dir", type=Path, help="the cmvn stage's output, for --cmvn train|speaker")
+    p.add_argument("--cmvn-dir", type=Path, help="the cmvn stage's output, for --cmvn train|speaker|corpus")
     p.add_argument("--aug-feat-dir", type=Path,
                    help="features of speed-perturbed copies (sp<factor>-<utt>); the copies of "
                         "the fold's training utterances are added to its training part")
@@ -72,7 +72,7 @@ def run_record(args, fold: str, seed: int) -> dict:
     model_config = {**load_model_config(args.model), **parse_key_values(args.model_opts)}
     if model_config.get("variant") == "svm":  # trained by ser/svm.py, which reads only the seed
         train_config = {"seed": seed}
-    cmvn_dir = args.cmvn_dir if args.cmvn in ("train", "speaker") else None
+    cmvn_dir = args.cmvn_dir if args.cmvn not in STATELESS_MODES else None
     return {"stage": "train", "fold": fold, "seed": seed, "model": args.model,
             "model_config": model_config, "train_config": train_config, "cmvn": args.cmvn,
             "inputs": {"data": record_id(args.data_dir), "feats": record_id(args.feat_dir),
