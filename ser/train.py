@@ -44,9 +44,10 @@ SPEED_PERTURBED = re.compile(r"sp(\d+(?:\.\d+)?)-(.+)")  # Kaldi's sp<factor>-<u
 NEUTRAL_OPTIONS = {"crop_share": 1.0, "mixup_alpha": 0.0, "speaker_adversary": 0.0}
 
 
-def with_neutral_options(train_config: dict) -> dict:
-    """``train_config`` with the options it predates set to their neutral values."""
-    return {**NEUTRAL_OPTIONS, **train_config}
+def with_neutral_options(then: dict, now: dict) -> dict:
+    """Training config ``then`` with the options of ``now`` that it predates set to their
+    neutral values (configs without such options, like the svm's, stay as they are)."""
+    return {**{k: v for k, v in NEUTRAL_OPTIONS.items() if k in now}, **then}
 
 
 @dataclass
@@ -377,7 +378,7 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
     checkpoint_path = out_dir / "checkpoint.pt"
     if checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location=config.device, weights_only=False)
-        if with_neutral_options(state["train_config"]) != asdict(config) or state["model_config"] != model.config:
+        if with_neutral_options(state["train_config"], asdict(config)) != asdict(config) or state["model_config"] != model.config:
             raise SerError(f"{checkpoint_path}: written with other settings; remove {out_dir} "
                            "to train again with the new ones")
         model.load_state_dict(state["model"])

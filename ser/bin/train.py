@@ -86,9 +86,7 @@ def same_record(then: dict | None, now: dict) -> bool:
     training option existed matches where ``now`` has its neutral value (ser/train.py)."""
     if then is None or not isinstance(then.get("train_config"), dict) or "train_config" not in now:
         return then == now
-    if now.get("model_config", {}).get("variant") == "svm":
-        return then == now
-    return {**then, "train_config": with_neutral_options(then["train_config"])} == now
+    return {**then, "train_config": with_neutral_options(then["train_config"], now["train_config"])} == now
 
 
 def plan(args) -> None:
