@@ -18,6 +18,8 @@ from conftest import ROOT, TINY, TINY_SYSTEM, copy_recipe, run_recipe
 from slurm_cluster import SlurmCluster, install
 
 UTILS = ROOT / "utils"
+# One Slurm for the session: its tests run on one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("slurm")
 NEEDS_OK_FILE = ("bash", "-c", "[ -f ok.JOB ] || exit 1; date +%s.%N > start.JOB; sleep 1; date +%s.%N > end.JOB")
 
 
