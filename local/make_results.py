@@ -5,9 +5,11 @@ local/run_ablation.sh.
 Each (setup, system) row measured under exp/ is saved as local/results/<corpus>_<folds>_<system>.json
 (scores, per-fold means for pairing, settings, the commit it was trained at, the
 command); RESULTS.md is then made from every saved row, so rows measured in an
-earlier session stay when their exp/ dirs are gone. Paired tests compare
-lstm_tf_at with every other system of a setup over folds, the seeds averaged
-within each fold first.
+earlier session stay when their exp/ dirs are gone. Recurrent systems trained with
+speed-perturbed copies (run.sh's default) are rows of their own, named <system>_sp,
+beside rows measured without them. Paired tests compare lstm_tf_at (lstm_tf_at_sp
+where a setup has it) with every other system of a setup over folds, the seeds
+averaged within each fold first.
 
 usage: local/make_results.py [--setups "casia:loso ..."] [--systems "svm lstm ..."]"""
 from __future__ import annotations
@@ -33,6 +35,11 @@ CORE_SYSTEMS = ("svm", "lstm", "lstm_at", "lstm_tf", "lstm_tf_at")  # need 3 see
 
 def fold_dir_name(protocol: str, repeats: int) -> str:
     return f"{protocol}_k{repeats}" if protocol == "random" else protocol
+
+
+def row_name(system: str, speed_perturb: str) -> str:
+    """The row (and run.sh's system-name suffix) of a system: _sp where run.sh adds copies."""
+    return f"{system}_sp" if speed_perturb == "auto" and system != "svm" else system
 
 
 def measure_row(corpus: str, folds: str, system: str, system_dir: Path, command: str) -> dict | None:
@@ -78,7 +85,10 @@ def render(rows: list[dict]) -> str:
              "from `local/results/*.json`. Percentages are mean ± std over all runs (folds × seeds). "
              "Normalisation: `train` statistics come from each fold's training part only; `utt` "
              "normalises each utterance by itself; neither sees a test speaker's other utterances. "
-             "Train min is the summed training time of all runs (CPU unless the device column says cuda).",
+             "Train min is the summed training time of all runs (CPU unless the device column says cuda). "
+             "Systems named `<system>_sp` were trained with speed-perturbed copies (0.9, 1.1) of each "
+             "fold's training part, run.sh's default for recurrent models since session 5; the same "
+             "system without the suffix was trained without them (the earlier default).",
              ""]
     setups = []
     for row in rows:
@@ -96,11 +106,13 @@ def render(rows: list[dict]) -> str:
             lines.append(f"| {r['system']} | {r['feat']} | {r['cmvn']} | {seeds_note} | {_pct(r['uar'])} | "
                          f"{_pct(r['wa'])} | {_pct(r['macro_f1'])} | {r['train_seconds'] / 60:.1f} | "
                          f"{', '.join(r['devices'])} | {', '.join(r['commits'])} |")
-        ref = next((r for r in group if r["system"] == REFERENCE), None)
+        ref = next((r for r in group if r["system"] == f"{REFERENCE}_sp"),
+                   next((r for r in group if r["system"] == REFERENCE), None))
         if ref is not None and len(group) > 1:
-            lines += ["", f"Paired tests of {REFERENCE} against each system, over folds (UAR, seeds "
+            name = ref["system"]
+            lines += ["", f"Paired tests of {name} against each system, over folds (UAR, seeds "
                       "averaged within each fold first; t-test on the per-fold differences):", "",
-                      f"| {REFERENCE} − system | folds | mean diff (points) | t | p two-sided | p ({REFERENCE} > system) |",
+                      f"| {name} − system | folds | mean diff (points) | t | p two-sided | p ({name} > system) |",
                       "|---|---|---|---|---|---|"]
             for r in group:
                 if r is ref:
@@ -125,6 +137,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--systems", default="svm lstm lstm_t lstm_f lstm_at lstm_tf lstm_tf_at gru")
     p.add_argument("--lld-feat", default="lld93")
     p.add_argument("--random-repeats", type=int, default=5)
+    p.add_argument("--speed-perturb", choices=("auto", "none"), default="auto",
+                   help="auto: the recurrent systems' runs with speed-perturbed copies (run.sh's "
+                        "default, rows <system>_sp); none: their runs without")
     p.add_argument("--exp-dir", type=Path, default=ROOT / "exp")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="the saved rows")
     p.add_argument("--out", type=Path, default=ROOT / "RESULTS.md")
@@ -139,23 +154,28 @@ def main(argv=None) -> None:
         folds = fold_dir_name(protocol, args.random_repeats)
         for system in args.systems.split():
             feat = "compare_functionals" if system == "svm" else args.lld_feat
-            system_dir = args.exp_dir / corpus / f"{feat}_{system}"
+            key = row_name(system, args.speed_perturb)
+            system_dir = args.exp_dir / corpus / f"{feat}_{key}"
             num_folds = f" --num-folds {args.random_repeats}" if protocol == "random" else ""
+            no_sp = ' --speed-perturb ""' if key == system and system != "svm" else ""
             command = (f"local/run_ablation.sh --{corpus}-dir <{corpus.upper()}> --setups {setup} "
-                       f"--systems {system} --seeds \"1 2 3\"  # = ./run.sh --corpus {corpus} --{corpus}-dir "
+                       f"--systems {system} --seeds \"1 2 3\"{no_sp and ' --extra-opts ' + repr(no_sp.strip())}"
+                       f"  # = ./run.sh --corpus {corpus} --{corpus}-dir "
                        f"<{corpus.upper()}> --protocol {protocol}{num_folds} --feat {feat} --model {system} "
-                       f"--seeds \"1 2 3\"")
-            row = measure_row(corpus, folds, system, system_dir, command)
+                       f"--seeds \"1 2 3\"{no_sp}")
+            row = measure_row(corpus, folds, key, system_dir, command)
             if row is not None:
-                (args.results_dir / f"{corpus}_{folds}_{system}.json").write_text(json.dumps(row, indent=1) + "\n")
+                (args.results_dir / f"{corpus}_{folds}_{key}.json").write_text(json.dumps(row, indent=1) + "\n")
     order = {s: i for i, s in enumerate(args.systems.split())}
     rows = [json.loads(p.read_text()) for p in sorted(args.results_dir.glob("*.json"))]
-    rows.sort(key=lambda r: (r["corpus"], r["folds"], order.get(r["system"], 99)))
+    rows.sort(key=lambda r: (r["corpus"], r["folds"], order.get(r["system"].removesuffix("_sp"), 99),
+                             r["system"].endswith("_sp")))
     text = render(rows)
     measured = {(r["corpus"], r["folds"], r["system"]) for r in rows}
-    missing = [f"{setup} {system}" for setup in args.setups.split() for system in args.systems.split()
-               if (setup.split(":")[0], fold_dir_name(setup.split(":")[1], args.random_repeats), system)
-               not in measured]
+    missing = [f"{setup} {row_name(system, args.speed_perturb)}" for setup in args.setups.split()
+               for system in args.systems.split()
+               if (setup.split(":")[0], fold_dir_name(setup.split(":")[1], args.random_repeats),
+                   row_name(system, args.speed_perturb)) not in measured]
     if missing:
         text += ("\n## Not measured yet\n\nRows of the table asked for that have no scored runs "
                  "(`local/run_ablation.sh` trains them and resumes):\n\n"

@@ -22,10 +22,10 @@ def fake_system(exp: Path, system: str, uars: dict[tuple[str, int], float]) -> N
             "train_config": {"seed": seed, "lr": 1}}))
 
 
-def make_results(exp: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+def make_results(exp: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "local/make_results.py"), "--setups", "casia:loso",
                            "--systems", "svm lstm_tf_at", "--exp-dir", str(exp),
-                           "--results-dir", str(tmp_path / "rows"), "--out", str(tmp_path / "RESULTS.md")],
+                           "--results-dir", str(tmp_path / "rows"), "--out", str(tmp_path / "RESULTS.md"), *extra],
                           capture_output=True, text=True)
 
 
@@ -36,7 +36,7 @@ def test_rows_pairing_and_persistence(tmp_path):
     # lstm_tf_at: seed 1 and 2 differ; per-fold means 0.50, 0.45, 0.55.
     fake_system(exp, "lld93_lstm_tf_at", {(f, s): m + (0.02 if s == 1 else -0.02)
                                           for f, m in zip(folds, (0.50, 0.45, 0.55)) for s in (1, 2)})
-    out = make_results(exp, tmp_path)
+    out = make_results(exp, tmp_path, "--speed-perturb", "none")
     assert out.returncode == 0, out.stderr
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| svm | x | train | 3 × 3 | 40.00 ± 0.00 |" in text
@@ -46,5 +46,23 @@ def test_rows_pairing_and_persistence(tmp_path):
     # Rows stay once measured, also when exp/ is gone.
     import shutil
     shutil.rmtree(exp)
-    assert make_results(exp, tmp_path).returncode == 0
+    assert make_results(exp, tmp_path, "--speed-perturb", "none").returncode == 0
     assert "| svm | 3 | +10.00 |" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_speed_perturbed_runs_are_rows_of_their_own_and_the_reference(tmp_path):
+    exp = tmp_path / "exp"
+    folds = ["fold1", "fold2", "fold3"]
+    fake_system(exp, "compare_functionals_svm", {(f, s): 0.40 for f in folds for s in (1, 2, 3)})
+    fake_system(exp, "lld93_lstm_tf_at", {(f, s): 0.30 for f in folds for s in (1, 2, 3)})
+    fake_system(exp, "lld93_lstm_tf_at_sp", {(f, s): 0.45 for f in folds for s in (1, 2, 3)})
+    assert make_results(exp, tmp_path, "--speed-perturb", "none").returncode == 0
+    out = make_results(exp, tmp_path)  # run.sh's default: copies for the recurrent systems
+    assert out.returncode == 0, out.stderr
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| lstm_tf_at | x | train | 3 × 3 | 30.00 ± 0.00 |" in text
+    assert "| lstm_tf_at_sp | x | train | 3 × 3 | 45.00 ± 0.00 |" in text
+    assert "| lstm_tf_at_sp − system |" in text
+    assert "| svm | 3 | +5.00 |" in text and "| lstm_tf_at | 3 | +15.00 |" in text
+    assert "--model lstm_tf_at --seeds \"1 2 3\" --speed-perturb \"\"`" in text  # the run without copies
+    assert "Not measured yet" not in text

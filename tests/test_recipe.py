@@ -11,11 +11,28 @@ import kaldiio
 import pytest
 from lhotse import load_manifest
 
-from conftest import TINY, TINY_SYSTEM, copy_recipe, run_recipe
+from conftest import SVM, TINY, TINY_SYSTEM, copy_recipe, run_recipe
 from ser.datadir import read_table, validate_data_dir
 
 EXP = f"{TINY_SYSTEM}/loso"
 SYSTEM_NAME = TINY_SYSTEM.split("/")[-1]
+
+
+def _default_speed_perturbation(opts) -> list[str]:
+    opts = list(opts)
+    del opts[opts.index("--speed-perturb"):opts.index("--speed-perturb") + 2]
+    return opts
+
+
+def test_recurrent_models_get_speed_perturbed_copies_by_default_and_the_svm_none(tiny_recipe):
+    out = run_recipe(tiny_recipe, "--stage", "3", "--stop-stage", "3", *_default_speed_perturbation(TINY))
+    assert "speed-perturbed copies (0.9 1.1)" in out.stderr
+    data = tiny_recipe / "data" / "synth"
+    copies = read_table(data / "feats" / "fbank_sp0.9_1.1" / "feats.scp")
+    utts = read_table(data / "utt2spk")
+    assert sorted(copies) == sorted(f"sp{f}-{u}" for f in ("0.9", "1.1") for u in utts)
+    out = run_recipe(tiny_recipe, "--stage", "3", "--stop-stage", "3", *_default_speed_perturbation(SVM))
+    assert "speed-perturbed" not in out.stderr
 
 
 def test_every_stage_produces_its_outputs(tiny_recipe):
@@ -84,7 +101,7 @@ def test_bad_options_and_missing_corpus_are_clear(tmp_path):
 def test_casia_preparation_and_features(casia_dir, tmp_path):
     recipe = copy_recipe(tmp_path / "recipe")
     run_recipe(recipe, "--corpus", "casia", "--casia-dir", str(casia_dir), "--stage", "1",
-               "--stop-stage", "3", "--feat", "fbank")
+               "--stop-stage", "3", "--feat", "fbank", "--speed-perturb", "")
     data = validate_data_dir(recipe / "data" / "casia")
     assert len(data.utts) == 1200 and len(data.speakers) == 4 and len(data.emotions) == 6
     assert len(read_table(recipe / "data/casia/feats/fbank/feats.scp")) == 1200

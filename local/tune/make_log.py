@@ -13,25 +13,26 @@ SOURCES = [("results_device_splits.jsonl", "H200 GPU, 16 runs sharing it"),
            ("results_device3.jsonl.splits", "sweep 3: device CPU, 16 runs at once, 1 thread each"),
            ("results_cpu5.jsonl.splits", "session 4: CPU here, 2-3 runs at once beside other jobs"),
            ("results_cpu6.jsonl.splits", "session 4: CPU here, 2-3 runs at once beside other jobs"),
-           ("results_cpu7.jsonl.splits", "session 4: CPU here, 2-3 runs at once beside other jobs")]
+           ("results_cpu7.jsonl.splits", "session 4: CPU here, 2-3 runs at once beside other jobs"),
+           ("results_cpu8.jsonl.splits", "session 5: CPU here, 2 runs at once beside other jobs"),
+           ("results_cpu9.jsonl.splits", "session 5: CPU here, 2 runs at once beside other jobs")]
 
 
 def main():
     rows = []
+    groups = defaultdict(list)  # splits of one experiment may come from several files
     for name, where in SOURCES:
         path = HERE / name
-        if not path.is_file():
-            continue
-        groups = defaultdict(list)
-        for line in path.read_text().splitlines():
-            r = json.loads(line)
-            groups[(r["name"], r["corpus"])].append(r)
-        for (exp, corpus), splits in groups.items():
-            def mean(key):
-                return sum(s[key] for s in splits) / len(splits)
-            rows.append(f"| {exp} | {corpus} | {len(splits)}: {', '.join('+'.join(s['valid']) for s in splits)} "
-                        f"| {mean('last5_uar'):.3f} | {mean('last_uar'):.3f} | {mean('selected_uar'):.3f} "
-                        f"| {mean('max_uar'):.3f} | {mean('sec_per_epoch'):.1f} | {where} |")
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                r = json.loads(line)
+                groups[(where, r["name"], r["corpus"])].append(r)
+    for (where, exp, corpus), splits in groups.items():
+        def mean(key):
+            return sum(s[key] for s in splits) / len(splits)
+        rows.append(f"| {exp} | {corpus} | {len(splits)}: {', '.join('+'.join(s['valid']) for s in splits)} "
+                    f"| {mean('last5_uar'):.3f} | {mean('last_uar'):.3f} | {mean('selected_uar'):.3f} "
+                    f"| {mean('max_uar'):.3f} | {mean('sec_per_epoch'):.1f} | {where} |")
     print("| experiment | corpus | inner validation splits (held-out speakers) | UAR mean of last 5 epochs "
           "| UAR last epoch | UAR selected model | UAR max over epochs (optimistic) | s/epoch | where |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -45,8 +45,22 @@ def pack(args):
                         labels=np.array([emotions.index(utt2emo[u]) for u in ids]),
                         emotions=np.array(emotions), lengths=np.array([f.shape[0] for f in feats]),
                         feats=np.concatenate(feats),
-                        names=np.array(open(d / "feats/lld93/feat_names.txt").read().split()))
+                        names=np.array(open(d / "feats/lld93/feat_names.txt").read().split()),
+                        **augmented_copies(d, args.aug_feats, ids))
     print(f"{args.out}: {len(ids)} utterances without {OUTER_TEST[args.corpus]}")
+
+
+def augmented_copies(data_dir, aug_feats, ids):
+    """Speed-perturbed copies (`sp<factor>-<utt>`) of the packed utterances, for training parts."""
+    if not aug_feats:
+        return {}
+    import kaldiio
+    scp = dict(line.split(None, 1) for line in open(data_dir / "feats" / aug_feats / "feats.scp"))
+    index = {u: i for i, u in enumerate(ids)}
+    aug_ids = sorted(a for a in scp if a.split("-", 1)[1] in index)
+    feats = [kaldiio.load_mat(scp[a].strip()).astype(np.float32) for a in aug_ids]
+    return {"aug_ids": np.array(aug_ids), "aug_base": np.array([index[a.split("-", 1)[1]] for a in aug_ids]),
+            "aug_lengths": np.array([f.shape[0] for f in feats]), "aug_feats": np.concatenate(feats)}
 
 
 def inner_splits(corpus, speakers):
@@ -116,6 +130,12 @@ def run(args):
         cols = [i for i, n in enumerate(names) if n.startswith("melspec")]
         for f in feats:
             f[:, cols] = np.log(np.maximum(f[:, cols], 1.0))
+    aug_base, aug_feats = [], []
+    if args.aug:
+        aug_base = z["aug_base"].tolist()
+        ab = np.concatenate([[0], np.cumsum(z["aug_lengths"])])
+        aug_raw = z["aug_feats"]  # each z[...] reads the whole array again
+        aug_feats = [aug_raw[ab[i]:ab[i + 1]].copy() for i in range(len(aug_base))]
     emotions = [str(e) for e in z["emotions"]]
     splits = inner_splits(corpus, set(spk))
     if args.splits:
@@ -135,8 +155,11 @@ def run(args):
                 norm = lambda f, _s, scale=scale: ((f - f.mean(axis=0)) * scale).astype(np.float32)  # noqa: E731
         else:
             norm = Normalizer(args.cmvn)
-        train = Utterances([ids[i] for i in tr], [norm(feats[i], spk[i]) for i in tr], [labels[i] for i in tr],
-                           [spk[i] for i in tr])
+        aug = [j for j, b in enumerate(aug_base) if spk[b] not in valid_spk]
+        train = Utterances([ids[i] for i in tr] + [f"aug{j}" for j in aug],
+                           [norm(feats[i], spk[i]) for i in tr] + [norm(aug_feats[j], spk[aug_base[j]]) for j in aug],
+                           [labels[i] for i in tr] + [labels[aug_base[j]] for j in aug],
+                           [spk[i] for i in tr] + [spk[aug_base[j]] for j in aug])
         valid = Utterances([ids[i] for i in va], [norm(feats[i], spk[i]) for i in va], [labels[i] for i in va])
         config = TrainConfig.from_dict({**train_opts, "device": args.device})
         with tempfile.TemporaryDirectory() as tmp:
@@ -163,7 +186,7 @@ def run(args):
             with open(args.results + ".splits", "a") as f:
                 f.write(json.dumps({"name": args.name, "corpus": corpus, **per_split[-1]}) + "\n")
     result = {"name": args.name, "corpus": corpus, "model": args.model, "train_opts": args.train_opts,
-              "model_opts": args.model_opts, "cmvn": args.cmvn, "logmel": args.logmel, "device": args.device,
+              "model_opts": args.model_opts, "cmvn": args.cmvn, "logmel": args.logmel, "aug": args.aug, "device": args.device,
               "splits": [s["valid"] for s in per_split]}
     for key in ("selected_uar", "last_uar", "last5_uar", "max_uar", "sec_per_epoch"):
         result[key] = round(float(np.mean([s[key] for s in per_split])), 4)
@@ -199,6 +222,7 @@ def main():
     a.add_argument("--corpus", required=True, choices=sorted(OUTER_TEST))
     a.add_argument("--scratch", default="/work/scratch")
     a.add_argument("--out", required=True)
+    a.add_argument("--aug-feats", default="", help="feats dir of speed-perturbed copies, e.g. lld93_sp0.9_1.1")
     a = sub.add_parser("run")
     a.add_argument("--data", required=True)
     a.add_argument("--name", required=True)
@@ -207,6 +231,7 @@ def main():
     a.add_argument("--model-opts", default="")
     a.add_argument("--cmvn", default="utt", choices=["utt", "train", "uttmean", "none"])
     a.add_argument("--logmel", action="store_true")
+    a.add_argument("--aug", action="store_true", help="add the pack's speed-perturbed copies to training")
     a.add_argument("--splits", default="", help="e.g. 0,2")
     a.add_argument("--device", default="cpu")
     a.add_argument("--results")
