@@ -10,7 +10,7 @@ difference. Each backend classifies the files once untimed first (warm-up), then
 timed runs alternate between the backends.
 
 Both backends run with torch's thread count (1 under path.sh's OMP_NUM_THREADS=1).
-Usage (after . ./path.sh): local/bench_infer.py --model exp/synth/lld93_lstm_tf_at/final [--files 100] [--repeats 3] INPUT...
+Usage (after . ./path.sh): local/bench_infer.py --model exp/synth/lld93_lstm_tf_at_sp/final [--files 100] [--repeats 3] INPUT...
 (INPUT as for ser infer: files, directories, wav.scp; fewer files than --files are reused in turn)
 """
 from __future__ import annotations
