@@ -63,7 +63,8 @@ settings="stage=make_feats
 feat=$feat
 feat_opts=$feat_opts
 feat_conf=$conf_hash
-speed_perturb=$speed_perturb
+speed_perturb=$speed_perturb${speed_perturb:+
+perturb_method=$(python -m ser.bin.perturb_wav_scp --method)}
 compress=$compress
 data=$(record_id "$data")"
 lock_dir "$dir"

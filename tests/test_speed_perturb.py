@@ -22,12 +22,15 @@ def test_ids_and_entries_cannot_be_taken_for_originals(tmp_path):
     sf.write(wav, np.sin(np.arange(16000) / 10).astype(np.float32) * 0.3, 16000)
     table = perturb_wav_scp({"spk1-u1": str(wav)}, ["0.9", "1.1"])
     assert sorted(table) == ["sp0.9-spk1-u1", "sp1.1-spk1-u1"]
-    assert table["sp0.9-spk1-u1"] == f"sox '{wav}' -t wav - speed 0.9 |"
+    assert table["sp0.9-spk1-u1"] == f"sox -R '{wav}' -t wav - speed 0.9 |"
     slow, fast = load_audio(table["sp0.9-spk1-u1"]), load_audio(table["sp1.1-spk1-u1"])
     assert abs(slow.size - 16000 / 0.9) < 200 and abs(fast.size - 16000 / 1.1) < 200
     # An entry that is already a pipe gets sox chained after it.
     chained = perturbed_entry(f"sox '{wav}' -t wav - |", "1.1")
     assert abs(load_audio(chained).size - 16000 / 1.1) < 200
+    # The same copy twice is the same audio (sox's default dither is random).
+    assert np.array_equal(slow, load_audio(table["sp0.9-spk1-u1"]))
+    assert np.array_equal(load_audio(chained), load_audio(chained))
     for bad in (["1.0"], ["3"], ["fast"]):
         with pytest.raises(SerError, match="speed factor"):
             perturb_wav_scp({"u": str(wav)}, bad)
@@ -65,4 +68,13 @@ def test_feature_stage_stores_copies_apart_from_the_originals(tmp_path):
     frames = {k: v.shape[0] for k, v in kaldiio.load_scp(str(tmp_path / "sp/feats.scp")).items()}
     assert sorted(frames) == ["sp0.9-s-a", "sp1.1-s-a"]
     assert frames["sp0.9-s-a"] > 105 > 95 > frames["sp1.1-s-a"]
-    assert "speed_perturb=0.9 1.1" in (tmp_path / "sp/.done").read_text()
+    record = (tmp_path / "sp/.done").read_text()
+    assert "speed_perturb=0.9 1.1" in record and "perturb_method=sox -R speed" in record
+    # Copies recorded without the method were made with random dither: rebuilt, not reused.
+    (tmp_path / "sp/.done").write_text(record.replace("perturb_method=sox -R speed\n", ""))
+    again = subprocess.run([str(root / "steps/make_feats.sh"), "--nj", "1", "--feat", "fbank",
+                            "--speed-perturb", "0.9 1.1", str(data), str(tmp_path / "sp")],
+                           capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "complete; skipping" not in again.stderr and "computing fbank" in again.stderr
+    assert (tmp_path / "sp/.done").read_text() == record

@@ -1,6 +1,9 @@
 """Writes the wav.scp of speed-perturbed copies of a wav.scp, the Kaldi way: each
 utterance once per factor, keyed ``sp<factor>-<utt>``, its audio a ``sox ... speed
-<factor> |`` pipe (pitch and tempo together, as Kaldi's perturb_data_dir_speed.sh)."""
+<factor> |`` pipe (pitch and tempo together, as Kaldi's perturb_data_dir_speed.sh).
+
+sox runs with -R: its dither is otherwise seeded from the clock, so the same copy
+would differ from run to run, and so would everything trained on it."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +15,9 @@ from ser.datadir import read_table, write_table
 from ser.errors import SerError
 
 SP_PREFIX = "sp"
+# Part of the copies' feature record (steps/make_feats.sh): copies made another way
+# (before -R, their dither was random) are recomputed, never reused.
+PERTURB_METHOD = "sox -R speed"
 
 
 def perturbed_id(utt: str, factor: str) -> str:
@@ -21,8 +27,8 @@ def perturbed_id(utt: str, factor: str) -> str:
 def perturbed_entry(entry: str, factor: str) -> str:
     """The wav.scp entry of ``entry`` played ``factor`` times as fast."""
     if entry.endswith("|"):  # already a pipe: chain sox after it
-        return f"{entry[:-1].rstrip()} | sox -t wav - -t wav - speed {factor} |"
-    return f"sox {shlex.quote(entry)} -t wav - speed {factor} |"
+        return f"{entry[:-1].rstrip()} | sox -R -t wav - -t wav - speed {factor} |"
+    return f"sox -R {shlex.quote(entry)} -t wav - speed {factor} |"
 
 
 def perturb_wav_scp(wavs: dict[str, str], factors: list[str]) -> dict[str, str]:
@@ -37,14 +43,21 @@ def perturb_wav_scp(wavs: dict[str, str], factors: list[str]) -> dict[str, str]:
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--factors", required=True, help='e.g. "0.9 1.1"')
-    p.add_argument("wav_scp", type=Path)
-    p.add_argument("out", type=Path)
+    p.add_argument("--factors", help='e.g. "0.9 1.1"')
+    p.add_argument("--method", action="store_true", help="print how the copies are made, and exit")
+    p.add_argument("wav_scp", type=Path, nargs="?")
+    p.add_argument("out", type=Path, nargs="?")
     return p
 
 
 def main(argv=None) -> None:
-    args = get_parser().parse_args(argv)
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if args.method:
+        print(PERTURB_METHOD)
+        return
+    if args.factors is None or args.wav_scp is None or args.out is None:
+        parser.error("--factors, wav_scp and out are required")
     write_table(args.out, perturb_wav_scp(read_table(args.wav_scp), args.factors.replace(",", " ").split()))
 
 
