@@ -88,7 +88,9 @@ def render(rows: list[dict]) -> str:
              "Train min is the summed training time of all runs (CPU unless the device column says cuda). "
              "Systems named `<system>_sp` were trained with speed-perturbed copies (0.9, 1.1) of each "
              "fold's training part, run.sh's default for recurrent models since session 5; the same "
-             "system without the suffix was trained without them (the earlier default).",
+             "system without the suffix was trained without them (the earlier default). Copies made "
+             "before commit 80c53c0 carried sox's random dither, so a rerun of those rows' commits "
+             "does not give the same copies; from 80c53c0 on, `sox -R` makes them the same on every run.",
              ""]
     setups = []
     for row in rows:
