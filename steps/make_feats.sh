@@ -57,14 +57,15 @@ data=$(record_id "$data")"
   log "wrote $dir/feats.scp ($(wc -l < "$dir/feats.scp") utterances, dim $(cat "$dir/feat_dim"), frame shift $(cat "$dir/frame_shift") s)"
   exit 0
 fi
-# The feature type's config files are part of the record: a changed default is a new feature.
+# The feature type's config files are part of the record: a changed default is a new feature;
+# so is the copies' sox command (copies made before sox -R had random dither).
 conf_hash=$(cat "$SER_ROOT"/conf/feats/"$feat".* 2>/dev/null | sha1sum | cut -c1-12)
 settings="stage=make_feats
 feat=$feat
 feat_opts=$feat_opts
 feat_conf=$conf_hash
 speed_perturb=$speed_perturb${speed_perturb:+
-perturb_method=$(python -m ser.bin.perturb_wav_scp --method)}
+perturb_command=$(python -c 'from ser.bin.perturb_wav_scp import perturbed_entry; print(perturbed_entry("WAV", "F"))')}
 compress=$compress
 data=$(record_id "$data")"
 lock_dir "$dir"

@@ -69,9 +69,9 @@ def test_feature_stage_stores_copies_apart_from_the_originals(tmp_path):
     assert sorted(frames) == ["sp0.9-s-a", "sp1.1-s-a"]
     assert frames["sp0.9-s-a"] > 105 > 95 > frames["sp1.1-s-a"]
     record = (tmp_path / "sp/.done").read_text()
-    assert "speed_perturb=0.9 1.1" in record and "perturb_method=sox -R speed" in record
-    # Copies recorded without the method were made with random dither: rebuilt, not reused.
-    (tmp_path / "sp/.done").write_text(record.replace("perturb_method=sox -R speed\n", ""))
+    assert "speed_perturb=0.9 1.1" in record and "perturb_command=sox -R WAV -t wav - speed F |" in record
+    # Copies made by another command (before -R, with random dither): rebuilt, not reused.
+    (tmp_path / "sp/.done").write_text(record.replace("sox -R WAV", "sox WAV"))
     again = subprocess.run([str(root / "steps/make_feats.sh"), "--nj", "1", "--feat", "fbank",
                             "--speed-perturb", "0.9 1.1", str(data), str(tmp_path / "sp")],
                            capture_output=True, text=True)

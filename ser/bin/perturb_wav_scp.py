@@ -15,9 +15,6 @@ from ser.datadir import read_table, write_table
 from ser.errors import SerError
 
 SP_PREFIX = "sp"
-# Part of the copies' feature record (steps/make_feats.sh): copies made another way
-# (before -R, their dither was random) are recomputed, never reused.
-PERTURB_METHOD = "sox -R speed"
 
 
 def perturbed_id(utt: str, factor: str) -> str:
@@ -43,21 +40,14 @@ def perturb_wav_scp(wavs: dict[str, str], factors: list[str]) -> dict[str, str]:
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--factors", help='e.g. "0.9 1.1"')
-    p.add_argument("--method", action="store_true", help="print how the copies are made, and exit")
-    p.add_argument("wav_scp", type=Path, nargs="?")
-    p.add_argument("out", type=Path, nargs="?")
+    p.add_argument("--factors", required=True, help='e.g. "0.9 1.1"')
+    p.add_argument("wav_scp", type=Path)
+    p.add_argument("out", type=Path)
     return p
 
 
 def main(argv=None) -> None:
-    parser = get_parser()
-    args = parser.parse_args(argv)
-    if args.method:
-        print(PERTURB_METHOD)
-        return
-    if args.factors is None or args.wav_scp is None or args.out is None:
-        parser.error("--factors, wav_scp and out are required")
+    args = get_parser().parse_args(argv)
     write_table(args.out, perturb_wav_scp(read_table(args.wav_scp), args.factors.replace(",", " ").split()))
 
 
