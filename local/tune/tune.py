@@ -132,10 +132,13 @@ def run(args):
             f[:, cols] = np.log(np.maximum(f[:, cols], 1.0))
     aug_base, aug_feats = [], []
     if args.aug:
-        aug_base = z["aug_base"].tolist()
         ab = np.concatenate([[0], np.cumsum(z["aug_lengths"])])
         aug_raw = z["aug_feats"]  # each z[...] reads the whole array again
-        aug_feats = [aug_raw[ab[i]:ab[i + 1]].copy() for i in range(len(aug_base))]
+        # ids are sp<factor>-<utt>: --aug-factors keeps a subset of the pack's copies
+        keep = [i for i, a in enumerate(z["aug_ids"])
+                if not args.aug_factors or str(a).split("-", 1)[0][2:] in args.aug_factors.split()]
+        aug_base = z["aug_base"][keep].tolist()
+        aug_feats = [aug_raw[ab[i]:ab[i + 1]].copy() for i in keep]
     emotions = [str(e) for e in z["emotions"]]
     splits = inner_splits(corpus, set(spk))
     if args.splits:
@@ -186,7 +189,8 @@ def run(args):
             with open(args.results + ".splits", "a") as f:
                 f.write(json.dumps({"name": args.name, "corpus": corpus, **per_split[-1]}) + "\n")
     result = {"name": args.name, "corpus": corpus, "model": args.model, "train_opts": args.train_opts,
-              "model_opts": args.model_opts, "cmvn": args.cmvn, "logmel": args.logmel, "aug": args.aug, "device": args.device,
+              "model_opts": args.model_opts, "cmvn": args.cmvn, "logmel": args.logmel, "aug": args.aug,
+              "aug_factors": args.aug_factors, "device": args.device,
               "splits": [s["valid"] for s in per_split]}
     for key in ("selected_uar", "last_uar", "last5_uar", "max_uar", "sec_per_epoch"):
         result[key] = round(float(np.mean([s[key] for s in per_split])), 4)
@@ -232,6 +236,7 @@ def main():
     a.add_argument("--cmvn", default="utt", choices=["utt", "train", "uttmean", "none"])
     a.add_argument("--logmel", action="store_true")
     a.add_argument("--aug", action="store_true", help="add the pack's speed-perturbed copies to training")
+    a.add_argument("--aug-factors", default="", help='with --aug: only these factors, e.g. "0.9 1.1" (default: all)')
     a.add_argument("--splits", default="", help="e.g. 0,2")
     a.add_argument("--device", default="cpu")
     a.add_argument("--results")
