@@ -44,7 +44,7 @@ feats_scp=""          # --feat external: Kaldi feats.scp file(s), T x D or 1 x D
 feats_frame_shift=""  # --feat external: frame shift, seconds [default: estimated from the durations]
 nj=2                  # parallel feature jobs
 max_fail_share=""     # stage 3 fails when more than this share of files cannot be read [ser/bin/merge_feats.py: 0.05]
-speed_perturb=auto    # speed factors of extra training copies, e.g. "0.9 1.1" ("" = none); auto: 0.9 1.1 for a recurrent model on one corpus's audio, none for the svm, external features or several corpora
+speed_perturb=auto    # speed factors of extra training copies, e.g. "0.9 1.1" ("" = none); auto: for a recurrent model on one corpus's audio, the corpus conf's auto_speed_factors or else ser/bin/perturb_wav_scp.py's AUTO_FACTORS (0.8 0.9 1.1 1.2); none for the svm, external features or several corpora
 prepare_opts=""       # options of ser.bin.prepare_data, e.g. "--exclude-low-rate"
 cmvn=utt              # utt (each utterance by itself), train (fold's training part), speaker (uses test speakers), corpus (each corpus's own: the test corpus's from its unlabelled features), none
 model=lstm_tf_at      # lstm, lstm_t, lstm_f, lstm_at, lstm_tf, lstm_tf_at, gru
@@ -68,7 +68,8 @@ for ((i = 1; i <= $#; i++)); do
     --train-corpora) j=$((i + 1)); tc=${!j:-}; corpus=${tc%% *} ;;
   esac
 done
-corpus_train_opts=""
+corpus_train_opts=""   # the corpus's overrides of conf/train.yaml, before --train-opts (conf/corpus/<corpus>.conf)
+auto_speed_factors=""  # the factors of --speed-perturb auto where a corpus conf sets them [default: ser/bin/perturb_wav_scp.py's AUTO_FACTORS]
 [ -f "conf/corpus/$corpus.conf" ] && . "conf/corpus/$corpus.conf"
 . ./utils/parse_options.sh
 
@@ -136,20 +137,20 @@ feat_tag=$(python -m ser.bin.recipe_info tag "$feat_opts")
 # External features are named after the scp file(s) they come from.
 [ "$feat" = external ] && feat_name+=_$(for f in $feats_scp; do realpath "$f"; done | sha1sum | cut -c1-8)
 feat_dir=$data/feats/$feat_name
-# Speed perturbation lifted validation UAR on EmoDB by 8 points and left CASIA as it was
-# (local/tune/LOG.md, session 5); it needs audio and one corpus, and the svm is the
-# paper's baseline without it.
+# Speed perturbation lifted validation UAR on both corpora (local/tune/LOG.md, sessions
+# 5-7); it needs audio and one corpus, and the svm is the paper's baseline without it.
 if [ "$speed_perturb" = auto ]; then
-  speed_perturb="0.9 1.1"
+  speed_perturb=${auto_speed_factors:-auto}
   if $combined || [ "$feat" = external ] || [ "$model" = svm ]; then speed_perturb=""; fi
 fi
+speed_perturb=$(python -m ser.bin.recipe_info speed-factors "$speed_perturb")
+# The factors name both the copies' features and the system trained on them.
+speed_tag=$(python -m ser.bin.recipe_info speed-tag "$speed_perturb")
 aug_feat_dir=""
-if [ -n "$speed_perturb" ]; then
-  aug_feat_dir=${feat_dir}_sp$(echo $speed_perturb | tr ' ,' '__')
-fi
+[ -n "$speed_tag" ] && aug_feat_dir=${feat_dir}_$speed_tag
 system=${feat_name}_${model}
 [ "$cmvn" != "$cmvn_default" ] && [ "$model" != svm ] && system+=_cmvn-$cmvn
-[ -n "$speed_perturb" ] && system+=_sp
+[ -n "$speed_tag" ] && system+=_$speed_tag
 model_tag=$(python -m ser.bin.recipe_info tag "$model_opts")
 train_tag=$(python -m ser.bin.recipe_info tag "$train_opts")
 [ -n "$model_tag" ] && system+=_$model_tag

@@ -36,7 +36,8 @@ for system in "$model" svm; do
   ./run.sh "${common[@]}" --feat "$feat" --model "$system" --exp-tag "$tag" --stage 5 --stop-stage 5 \
     > "exp/$corpus/bench_$system.log" 2>&1
   seconds[$system]=$(( ($(date +%s%N) - start) / 1000000 ))  # ms
-  $keep || rm -rf "exp/$corpus/${feat}_${system}_$tag"
+  # the system name may carry more than feat and model (e.g. its speed copies), never another tag
+  $keep || rm -rf "exp/$corpus/${feat}_${system}"*"_$tag"
 done
 awk -v c="$corpus" -v p="$protocol" -v n="$(env -u OMP_NUM_THREADS nproc)" -v m="$model" \
   -v a="${seconds[$model]}" -v b="${seconds[svm]}" \

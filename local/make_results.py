@@ -6,16 +6,18 @@ Each (setup, system) row measured under exp/ is saved as local/results/<corpus>_
 (scores, per-fold means for pairing, settings, the commit it was trained at, the
 command); RESULTS.md is then made from every saved row, so rows measured in an
 earlier session stay when their exp/ dirs are gone. Recurrent systems trained with
-speed-perturbed copies (run.sh's default) are rows of their own, named <system>_sp,
-beside rows measured without them. Paired tests compare lstm_tf_at (lstm_tf_at_sp
-where a setup has it) with every other system of a setup over folds, the seeds
-averaged within each fold first.
+speed-perturbed copies (run.sh's default) are rows of their own, named after the
+factors like run.sh's systems (<system>_sp0.8_0.9_1.1_1.2), beside rows measured
+without them or with other factors. Paired tests compare lstm_tf_at (with run.sh's
+default copies where a setup has that row, else with any copies) with every other
+system of a setup over folds, the seeds averaged within each fold first.
 
 usage: local/make_results.py [--setups "casia:loso ..."] [--systems "svm lstm ..."]"""
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -26,6 +28,7 @@ sys.path.insert(0, str(ROOT / "local"))
 
 from compare import compare_runs  # noqa: E402
 from ser.bin import run_tool  # noqa: E402
+from ser.bin.perturb_wav_scp import factors_tag, split_factors  # noqa: E402
 from ser.report import METRICS, collect_runs, summarize_protocol  # noqa: E402
 
 RESULTS_DIR = ROOT / "local" / "results"
@@ -38,8 +41,16 @@ def fold_dir_name(protocol: str, repeats: int) -> str:
 
 
 def row_name(system: str, speed_perturb: str) -> str:
-    """The row (and run.sh's system-name suffix) of a system: _sp where run.sh adds copies."""
-    return f"{system}_sp" if speed_perturb == "auto" and system != "svm" else system
+    """The row of a system, named like run.sh's system: _sp<factors> where copies are added
+    (never to the svm); ``speed_perturb`` is auto (run.sh's default factors), none, or factors."""
+    if system == "svm" or speed_perturb == "none":
+        return system
+    return f"{system}_{factors_tag(speed_perturb)}"
+
+
+def base_system(row: str) -> str:
+    """The system of a row name, without its speed-copies suffix."""
+    return re.sub(r"_sp[0-9._]*$", "", row)
 
 
 def measure_row(corpus: str, folds: str, system: str, system_dir: Path, command: str) -> dict | None:
@@ -86,9 +97,10 @@ def render(rows: list[dict]) -> str:
              "Normalisation: `train` statistics come from each fold's training part only; `utt` "
              "normalises each utterance by itself; neither sees a test speaker's other utterances. "
              "Train min is the summed training time of all runs (CPU unless the device column says cuda). "
-             "Systems named `<system>_sp` were trained with speed-perturbed copies (0.9, 1.1) of each "
-             "fold's training part, run.sh's default for recurrent models since session 5; the same "
-             "system without the suffix was trained without them (the earlier default). Copies made "
+             "Systems named `<system>_sp<factors>` were trained with speed-perturbed copies at those "
+             "factors of each fold's training part: 0.9 and 1.1, run.sh's default for recurrent models "
+             f"in sessions 5-7, then {' '.join(split_factors('auto'))} (`{row_name(REFERENCE, 'auto')}`); "
+             "the same system without the suffix was trained without them (the earlier default). Copies made "
              "before commit 80c53c0 carried sox's random dither, so a rerun of those rows' commits "
              "does not give the same copies; from 80c53c0 on, `sox -R` makes them the same on every run.",
              ""]
@@ -108,8 +120,9 @@ def render(rows: list[dict]) -> str:
             lines.append(f"| {r['system']} | {r['feat']} | {r['cmvn']} | {seeds_note} | {_pct(r['uar'])} | "
                          f"{_pct(r['wa'])} | {_pct(r['macro_f1'])} | {r['train_seconds'] / 60:.1f} | "
                          f"{', '.join(r['devices'])} | {', '.join(r['commits'])} |")
-        ref = next((r for r in group if r["system"] == f"{REFERENCE}_sp"),
-                   next((r for r in group if r["system"] == REFERENCE), None))
+        refs = [r for r in group if base_system(r["system"]) == REFERENCE]
+        ref = next((r for r in refs if r["system"] == row_name(REFERENCE, "auto")),
+                   next((r for r in refs if r["system"] != REFERENCE), next(iter(refs), None)))
         if ref is not None and len(group) > 1:
             name = ref["system"]
             lines += ["", f"Paired tests of {name} against each system, over folds (UAR, seeds "
@@ -139,9 +152,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--systems", default="svm lstm lstm_t lstm_f lstm_at lstm_tf lstm_tf_at gru")
     p.add_argument("--lld-feat", default="lld93")
     p.add_argument("--random-repeats", type=int, default=5)
-    p.add_argument("--speed-perturb", choices=("auto", "none"), default="auto",
-                   help="auto: the recurrent systems' runs with speed-perturbed copies (run.sh's "
-                        "default, rows <system>_sp); none: their runs without")
+    p.add_argument("--speed-perturb", default="auto",
+                   help="auto: the recurrent systems' runs with run.sh's default speed-perturbed "
+                        "copies (rows <system>_sp<factors>); factors such as '0.9 1.1': their runs "
+                        "with those copies; none: their runs without")
     p.add_argument("--exp-dir", type=Path, default=ROOT / "exp")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="the saved rows")
     p.add_argument("--out", type=Path, default=ROOT / "RESULTS.md")
@@ -159,19 +173,21 @@ def main(argv=None) -> None:
             key = row_name(system, args.speed_perturb)
             system_dir = args.exp_dir / corpus / f"{feat}_{key}"
             num_folds = f" --num-folds {args.random_repeats}" if protocol == "random" else ""
-            no_sp = ' --speed-perturb ""' if key == system and system != "svm" else ""
+            sp_opt = ""  # run.sh's option where its default is not what the row holds
+            if system != "svm" and args.speed_perturb != "auto":
+                factors = "" if args.speed_perturb == "none" else " ".join(split_factors(args.speed_perturb))
+                sp_opt = f' --speed-perturb "{factors}"'
             command = (f"local/run_ablation.sh --{corpus}-dir <{corpus.upper()}> --setups {setup} "
-                       f"--systems {system} --seeds \"1 2 3\"{no_sp and ' --extra-opts ' + repr(no_sp.strip())}"
+                       f"--systems {system} --seeds \"1 2 3\"{sp_opt and ' --extra-opts ' + repr(sp_opt.strip())}"
                        f"  # = ./run.sh --corpus {corpus} --{corpus}-dir "
                        f"<{corpus.upper()}> --protocol {protocol}{num_folds} --feat {feat} --model {system} "
-                       f"--seeds \"1 2 3\"{no_sp}")
+                       f"--seeds \"1 2 3\"{sp_opt}")
             row = measure_row(corpus, folds, key, system_dir, command)
             if row is not None:
                 (args.results_dir / f"{corpus}_{folds}_{key}.json").write_text(json.dumps(row, indent=1) + "\n")
     order = {s: i for i, s in enumerate(args.systems.split())}
     rows = [json.loads(p.read_text()) for p in sorted(args.results_dir.glob("*.json"))]
-    rows.sort(key=lambda r: (r["corpus"], r["folds"], order.get(r["system"].removesuffix("_sp"), 99),
-                             r["system"].endswith("_sp")))
+    rows.sort(key=lambda r: (r["corpus"], r["folds"], order.get(base_system(r["system"]), 99), r["system"]))
     text = render(rows)
     measured = {(r["corpus"], r["folds"], r["system"]) for r in rows}
     missing = [f"{setup} {row_name(system, args.speed_perturb)}" for setup in args.setups.split()

@@ -55,14 +55,24 @@ def test_speed_perturbed_runs_are_rows_of_their_own_and_the_reference(tmp_path):
     folds = ["fold1", "fold2", "fold3"]
     fake_system(exp, "compare_functionals_svm", {(f, s): 0.40 for f in folds for s in (1, 2, 3)})
     fake_system(exp, "lld93_lstm_tf_at", {(f, s): 0.30 for f in folds for s in (1, 2, 3)})
-    fake_system(exp, "lld93_lstm_tf_at_sp", {(f, s): 0.45 for f in folds for s in (1, 2, 3)})
+    fake_system(exp, "lld93_lstm_tf_at_sp0.9_1.1", {(f, s): 0.42 for f in folds for s in (1, 2, 3)})
     assert make_results(exp, tmp_path, "--speed-perturb", "none").returncode == 0
-    out = make_results(exp, tmp_path)  # run.sh's default: copies for the recurrent systems
+    # Copies at factors that are not run.sh's default: the reference until the default's row exists.
+    out = make_results(exp, tmp_path, "--speed-perturb", "0.9,1.1")
+    assert out.returncode == 0, out.stderr
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| lstm_tf_at_sp0.9_1.1 | x | train | 3 × 3 | 42.00 ± 0.00 |" in text
+    assert "| lstm_tf_at_sp0.9_1.1 − system |" in text
+    assert "--model lstm_tf_at --seeds \"1 2 3\" --speed-perturb \"0.9 1.1\"`" in text
+    fake_system(exp, "lld93_lstm_tf_at_sp0.8_0.9_1.1_1.2", {(f, s): 0.45 for f in folds for s in (1, 2, 3)})
+    out = make_results(exp, tmp_path)  # run.sh's default: its copies for the recurrent systems
     assert out.returncode == 0, out.stderr
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| lstm_tf_at | x | train | 3 × 3 | 30.00 ± 0.00 |" in text
-    assert "| lstm_tf_at_sp | x | train | 3 × 3 | 45.00 ± 0.00 |" in text
-    assert "| lstm_tf_at_sp − system |" in text
+    assert "| lstm_tf_at_sp0.8_0.9_1.1_1.2 | x | train | 3 × 3 | 45.00 ± 0.00 |" in text
+    assert "| lstm_tf_at_sp0.8_0.9_1.1_1.2 − system |" in text
     assert "| svm | 3 | +5.00 |" in text and "| lstm_tf_at | 3 | +15.00 |" in text
+    assert "| lstm_tf_at_sp0.9_1.1 | 3 | +3.00 |" in text
     assert "--model lstm_tf_at --seeds \"1 2 3\" --speed-perturb \"\"`" in text  # the run without copies
+    assert "--model lstm_tf_at --seeds \"1 2 3\"`" in text  # the default run needs no option
     assert "Not measured yet" not in text

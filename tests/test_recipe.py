@@ -31,6 +31,11 @@ def test_recurrent_models_get_speed_perturbed_copies_by_default_and_the_svm_none
     copies = read_table(data / "feats" / "fbank_sp0.9_1.1" / "feats.scp")
     utts = read_table(data / "utt2spk")
     assert sorted(copies) == sorted(f"sp{f}-{u}" for f in ("0.9", "1.1") for u in utts)
+    # The system is named after its copies' factors: runs with other factors never share its dir.
+    out = run_recipe(tiny_recipe, "--stage", "6", "--stop-stage", "6", *_default_speed_perturbation(TINY),
+                     check=False)
+    assert out.returncode != 0
+    assert "exp/synth/fbank_lstm_cmvn-train_sp0.9_1.1_hidden_size32" in out.stderr
     out = run_recipe(tiny_recipe, "--stage", "3", "--stop-stage", "3", *_default_speed_perturbation(SVM))
     assert "speed-perturbed" not in out.stderr
 

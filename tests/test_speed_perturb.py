@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from ser.audio import load_audio
-from ser.bin.perturb_wav_scp import perturb_wav_scp, perturbed_entry
+from ser.bin.perturb_wav_scp import AUTO_FACTORS, factors_tag, perturb_wav_scp, perturbed_entry, split_factors
 from ser.train import load_perturbed
 from ser.cmvn import Normalizer
 from ser.datadir import DataDir
@@ -34,6 +34,16 @@ def test_ids_and_entries_cannot_be_taken_for_originals(tmp_path):
     for bad in (["1.0"], ["3"], ["fast"]):
         with pytest.raises(SerError, match="speed factor"):
             perturb_wav_scp({"u": str(wav)}, bad)
+
+
+def test_factors_name_the_copies_and_auto_is_the_recipe_default():
+    assert split_factors("0.9,1.1") == split_factors(" 0.9  1.1 ") == ["0.9", "1.1"]
+    assert split_factors("auto") == list(AUTO_FACTORS) == ["0.8", "0.9", "1.1", "1.2"]
+    assert factors_tag("0.9 1.1") == "sp0.9_1.1"
+    assert factors_tag("auto") == "sp0.8_0.9_1.1_1.2"
+    assert factors_tag("") == ""
+    # Other factors, other names: a system trained with them never shares a dir.
+    assert len({factors_tag(f) for f in ("0.9 1.1", "0.8 1.2", "auto", "0.9")}) == 4
 
 
 def test_only_the_training_utterances_copies_are_loaded(tmp_path):
