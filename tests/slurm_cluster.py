@@ -26,9 +26,17 @@ def install() -> str | None:
     if not shutil.which("apt-get"):
         return "Slurm (slurm-wlm, munge) is not installed, and there is no apt-get to install it"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install_cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "slurm-wlm", "munge"]
+    # Another apt (an install beside the tests) must not turn the Slurm tests into skips:
+    # install waits for dpkg's lock itself; update does not wait for the lists lock, so retry it.
+    install_cmd = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q",
+                   "--no-install-recommends", "slurm-wlm", "munge"]
     for cmd in (["apt-get", "update", "-q"], install_cmd):
-        result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        deadline = time.time() + 300
+        while True:
+            result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+            if result.returncode == 0 or "Could not get lock" not in result.stderr or time.time() > deadline:
+                break
+            time.sleep(5)
         if result.returncode != 0:
             return f"cannot install Slurm: '{' '.join(cmd)}' failed:\n{result.stderr[-2000:]}"
     missing = [p for p in PROGRAMS if not shutil.which(p)]
