@@ -130,13 +130,16 @@ def run(args):
         cols = [i for i, n in enumerate(names) if n.startswith("melspec")]
         for f in feats:
             f[:, cols] = np.log(np.maximum(f[:, cols], 1.0))
-    aug_base, aug_feats = [], []
-    if args.aug:
+    aug_ids, aug_base, aug_feats = [], [], []
+    if args.aug or args.tta:
         ab = np.concatenate([[0], np.cumsum(z["aug_lengths"])])
         aug_raw = z["aug_feats"]  # each z[...] reads the whole array again
         # ids are sp<factor>-<utt>: --aug-factors keeps a subset of the pack's copies
         keep = [i for i, a in enumerate(z["aug_ids"])
                 if not args.aug_factors or str(a).split("-", 1)[0][2:] in args.aug_factors.split()]
+        if args.tta:  # scoring uses every copy of the validation utterances
+            keep = list(range(len(z["aug_ids"])))
+        aug_ids = [str(a) for a in z["aug_ids"][keep]]
         aug_base = z["aug_base"][keep].tolist()
         aug_feats = [aug_raw[ab[i]:ab[i + 1]].copy() for i in keep]
     emotions = [str(e) for e in z["emotions"]]
@@ -158,7 +161,9 @@ def run(args):
                 norm = lambda f, _s, scale=scale: ((f - f.mean(axis=0)) * scale).astype(np.float32)  # noqa: E731
         else:
             norm = Normalizer(args.cmvn)
-        aug = [j for j, b in enumerate(aug_base) if spk[b] not in valid_spk]
+        aug = [j for j, b in enumerate(aug_base) if spk[b] not in valid_spk and args.aug
+               and (not args.aug_factors or aug_ids[j].split("-", 1)[0][2:] in args.aug_factors.split())]
+        aug_copies = (aug_ids, aug_base, aug_feats)
         train = Utterances([ids[i] for i in tr] + [f"aug{j}" for j in aug],
                            [norm(feats[i], spk[i]) for i in tr] + [norm(aug_feats[j], spk[aug_base[j]]) for j in aug],
                            [labels[i] for i in tr] + [labels[aug_base[j]] for j in aug],
@@ -168,7 +173,8 @@ def run(args):
         with tempfile.TemporaryDirectory() as tmp:
             best = train_fold(Path(tmp), train, valid, emotions, {"variant": args.model, **model_opts}, config)
             hist = json.loads((Path(tmp) / "history.json").read_text())["history"]
-            if args.posteriors:  # of the selected model, for ensembles of runs afterwards
+            tta = None
+            if args.posteriors or args.tta:  # of the selected model
                 from ser.train import predict
                 state = torch.load(Path(tmp) / "best.pt", weights_only=False)
                 model = ser.train.build_model(input_dim=train.feats[0].shape[1], num_classes=len(emotions),
@@ -176,11 +182,14 @@ def run(args):
                                                  if k not in ("input_dim", "num_classes")})
                 model.load_state_dict(state["model"])
                 post = predict(model, valid, 64, args.device)
+            if args.tta:
+                tta = test_time_augmentation(model, post, va, labels, aug_copies, norm, spk, emotions, args.device)
+            if args.posteriors:  # for ensembles of runs afterwards
                 out = Path(args.posteriors) / f"{args.name}.{corpus}.{'+'.join(valid_spk)}.npz"
                 out.parent.mkdir(parents=True, exist_ok=True)
                 np.savez(out, ids=np.array(valid.ids), labels=np.array(valid.labels), posteriors=post)
         uars = [h["valid_uar"] for h in hist]
-        per_split.append({"valid": valid_spk, "selected_uar": best["valid_uar"], "selected_epoch": best["epoch"],
+        per_split.append({"valid": valid_spk, **({"tta": tta} if tta else {}), "selected_uar": best["valid_uar"], "selected_epoch": best["epoch"],
                           "last_uar": uars[-1], "last5_uar": float(np.mean(uars[-5:])), "max_uar": max(uars),
                           "curve": [round(u, 4) for u in uars],
                           "sec_per_epoch": float(np.mean([h["seconds"] for h in hist])),
@@ -201,6 +210,35 @@ def run(args):
     if args.results:
         with open(args.results, "a") as f:
             f.write(line + "\n")
+
+
+def test_time_augmentation(model, post, va, labels, aug_copies, norm, spk, emotions, device):
+    """UAR of the selected model on the validation utterances alone and with the posteriors
+    of their speed-perturbed copies averaged in (all factors; and only 0.9/1.1)."""
+    from ser.metrics import scores
+    from ser.train import Utterances, predict
+    aug_ids, aug_base, aug_feats = aug_copies
+    row = {i: r for r, i in enumerate(va)}
+    refs = [labels[i] for i in va]
+    factors = sorted({a.split("-", 1)[0][2:] for a in aug_ids})
+    copies = {}
+    for factor in factors:
+        js = [j for j, b in enumerate(aug_base) if b in row and aug_ids[j].startswith(f"sp{factor}-")]
+        assert len(js) == len(va), f"copies at {factor}: {len(js)} of {len(va)} validation utterances"
+        data = Utterances([aug_ids[j] for j in js], [norm(aug_feats[j], spk[aug_base[j]]) for j in js],
+                          [labels[aug_base[j]] for j in js])
+        p = predict(model, data, 64, device)
+        copies[factor] = p[np.argsort([row[aug_base[j]] for j in js])]
+
+    def uar(p):
+        return round(scores(refs, p.argmax(1).tolist(), emotions)["uar"], 4)
+    out = {"none": uar(post), "all": uar(np.mean([post, *copies.values()], axis=0))}
+    near = [copies[f] for f in factors if f in ("0.9", "1.1")]
+    if near:
+        out["near"] = uar(np.mean([post, *near], axis=0))
+    for factor in factors:
+        out[f"only{factor}"] = uar(copies[factor])
+    return out
 
 
 def sweep(args):
@@ -241,6 +279,8 @@ def main():
     a.add_argument("--device", default="cpu")
     a.add_argument("--results")
     a.add_argument("--posteriors", help="dir for the selected model's validation posteriors")
+    a.add_argument("--tta", action="store_true",
+                   help="also score the selected model with its validation copies' posteriors averaged in")
     a = sub.add_parser("sweep")
     a.add_argument("--plan", required=True)
     a.add_argument("--jobs", type=int, default=2)
