@@ -55,8 +55,8 @@ seeds=1               # training seeds, e.g. "1 2 3"
 gpu=0                 # 1: train on CUDA where present
 exp_tag=""            # suffix of the system name, to keep variants apart
 
-all_args=("$@")
-cmvn_default=$cmvn
+_all_args=("$@")  # leading _: internal, neither an option nor in --help
+_cmvn_default=$cmvn
 . ./utils/lib.sh
 # Corpus defaults (conf/corpus/<corpus>.conf) come before the command line, so
 # find --corpus first.
@@ -149,7 +149,7 @@ speed_tag=$(python -m ser.bin.recipe_info speed-tag "$speed_perturb")
 aug_feat_dir=""
 [ -n "$speed_tag" ] && aug_feat_dir=${feat_dir}_$speed_tag
 system=${feat_name}_${model}
-[ "$cmvn" != "$cmvn_default" ] && [ "$model" != svm ] && system+=_cmvn-$cmvn
+[ "$cmvn" != "$_cmvn_default" ] && [ "$model" != svm ] && system+=_cmvn-$cmvn
 [ -n "$speed_tag" ] && system+=_$speed_tag
 model_tag=$(python -m ser.bin.recipe_info tag "$model_opts")
 train_tag=$(python -m ser.bin.recipe_info tag "$train_opts")
@@ -238,7 +238,7 @@ fi
 # The paper's baseline on the same folds, with its own features and no option of the model's.
 if [ -n "$baseline" ] && [ "$model" != "$baseline" ] && [ "$stage" -le 6 ] && [ "$stop_stage" -ge 3 ]; then
   log "Baseline $baseline (stages $((stage > 3 ? stage : 3))-$((stop_stage < 6 ? stop_stage : 6)))"
-  ./run.sh "${all_args[@]}" --stage $((stage > 3 ? stage : 3)) --stop-stage $((stop_stage < 6 ? stop_stage : 6)) \
+  ./run.sh "${_all_args[@]}" --stage $((stage > 3 ? stage : 3)) --stop-stage $((stop_stage < 6 ? stop_stage : 6)) \
     --feat compare_functionals --feat-opts "" --model "$baseline" --model-opts "" --train-opts "" \
     --speed-perturb "" --exp-tag "" --baseline "" --feats-scp "" > /dev/null
   if [ "$stop_stage" -ge 6 ]; then

@@ -100,6 +100,10 @@ def test_bad_options_and_missing_corpus_are_clear(tmp_path):
     help_text = run_recipe(recipe, "--help").stdout
     for option in ("--stage", "--stop-stage", "--corpus", "--feat", "--model", "--cmvn", "--protocol"):
         assert option in help_text
+    # run.sh's own bookkeeping is neither listed nor settable
+    assert "--all-args" not in help_text and "--cmvn-default" not in help_text
+    out = run_recipe(recipe, "--stage", "1", "--cmvn-default", "train", check=False)
+    assert out.returncode != 0 and "unknown option --cmvn-default" in out.stderr
 
 
 @pytest.mark.real_data
