@@ -8,8 +8,9 @@ command); RESULTS.md is then made from every saved row, so rows measured in an
 earlier session stay when their exp/ dirs are gone. Recurrent systems trained with
 speed-perturbed copies (run.sh's default) are rows of their own, named after the
 factors like run.sh's systems (<system>_sp0.8_0.9_1.1_1.2), beside rows measured
-without them or with other factors. Paired tests compare lstm_tf_at (with run.sh's
-default copies where a setup has that row, else with any copies) with every other
+without them or with other factors; runs scored with test-time copies give a second
+row, <system>_tta. Paired tests compare lstm_tf_at (with run.sh's default copies and
+test-time copies where a setup has that row, else the nearest one) with every other
 system of a setup over folds, the seeds averaged within each fold first.
 
 usage: local/make_results.py [--setups "casia:loso ..."] [--systems "svm lstm ..."]"""
@@ -49,15 +50,27 @@ def row_name(system: str, speed_perturb: str) -> str:
 
 
 def base_system(row: str) -> str:
-    """The system of a row name, without its speed-copies suffix."""
-    return re.sub(r"_sp[0-9._]*$", "", row)
+    """The system of a row name, without its speed-copies and test-copies suffixes."""
+    return re.sub(r"(_sp[0-9._]*?)?(_tta)?$", "", row)
 
 
-def measure_row(corpus: str, folds: str, system: str, system_dir: Path, command: str) -> dict | None:
-    """The row of one system on one setup, from its scored runs; None if it has none."""
+def measure_rows(corpus: str, folds: str, system: str, system_dir: Path, command: str) -> list[dict]:
+    """The rows of one system on one setup, from its scored runs (none if it has none): runs
+    scored with test-time copies (ser/bin/score.py) give two, ``<system>_tta`` and
+    ``<system>`` for the same models scored on the originals alone."""
     runs = collect_runs(system_dir).get(folds)
     if not runs:
-        return None
+        return []
+    if not all("originals_only" in r for r in runs):
+        return [measure_row(corpus, folds, system, system_dir, command, runs)]
+    originals = [{**{k: v for k, v in r.items() if k not in ("originals_only", "test_copies")},
+                  **{k: r["originals_only"][k] for k, _ in METRICS}} for r in runs]
+    return [measure_row(corpus, folds, f"{system}_tta", system_dir, command, runs),
+            measure_row(corpus, folds, system, system_dir, command, originals)]
+
+
+def measure_row(corpus: str, folds: str, system: str, system_dir: Path, command: str, runs: list[dict]) -> dict:
+    """The row of one system on one setup, from its scored runs."""
     summary = summarize_protocol(runs)
     config = runs[0]["config"]
     per_fold: dict[str, dict[str, float]] = {}
@@ -77,6 +90,7 @@ def measure_row(corpus: str, folds: str, system: str, system_dir: Path, command:
         "commits": sorted({r["config"].get("commit", "unknown") for r in runs}),
         "devices": sorted({r["config"].get("device", "cpu") for r in runs}),
         "excluded_test_utts": sum(r.get("num_test_excluded", 0) for r in runs),
+        "test_copies": summary.get("test_copies", []),
         "command": command, "written": time.strftime("%Y-%m-%d %H:%M"),
     }
 
@@ -100,7 +114,11 @@ def render(rows: list[dict]) -> str:
              "Systems named `<system>_sp<factors>` were trained with speed-perturbed copies at those "
              "factors of each fold's training part: 0.9 and 1.1, run.sh's default for recurrent models "
              f"in sessions 5-7, then {' '.join(split_factors('auto'))} (`{row_name(REFERENCE, 'auto')}`); "
-             "the same system without the suffix was trained without them (the earlier default). Copies made "
+             "the same system without the suffix was trained without them (the earlier default). Rows "
+             "`<system>_sp<factors>_tta` are the same runs as `<system>_sp<factors>` scored with "
+             "test-time copies: each test utterance's posteriors averaged with those of its own copies "
+             "at the same factors (stage 6's scoring from session 9 on); the row without `_tta` scores "
+             "the same models on the originals alone. Copies made "
              "before commit 80c53c0 carried sox's random dither, so a rerun of those rows' commits "
              "does not give the same copies; from 80c53c0 on, `sox -R` makes them the same on every run.",
              ""]
@@ -121,7 +139,8 @@ def render(rows: list[dict]) -> str:
                          f"{_pct(r['wa'])} | {_pct(r['macro_f1'])} | {r['train_seconds'] / 60:.1f} | "
                          f"{', '.join(r['devices'])} | {', '.join(r['commits'])} |")
         refs = [r for r in group if base_system(r["system"]) == REFERENCE]
-        ref = next((r for r in refs if r["system"] == row_name(REFERENCE, "auto")),
+        preferred = [row_name(REFERENCE, "auto") + "_tta", row_name(REFERENCE, "auto")]
+        ref = next((r for name in preferred for r in refs if r["system"] == name),
                    next((r for r in refs if r["system"] != REFERENCE), next(iter(refs), None)))
         if ref is not None and len(group) > 1:
             name = ref["system"]
@@ -182,9 +201,9 @@ def main(argv=None) -> None:
                        f"  # = ./run.sh --corpus {corpus} --{corpus}-dir "
                        f"<{corpus.upper()}> --protocol {protocol}{num_folds} --feat {feat} --model {system} "
                        f"--seeds \"1 2 3\"{sp_opt}")
-            row = measure_row(corpus, folds, key, system_dir, command)
-            if row is not None:
-                (args.results_dir / f"{corpus}_{folds}_{key}.json").write_text(json.dumps(row, indent=1) + "\n")
+            for row in measure_rows(corpus, folds, key, system_dir, command):
+                (args.results_dir / f"{corpus}_{folds}_{row['system']}.json").write_text(
+                    json.dumps(row, indent=1) + "\n")
     order = {s: i for i, s in enumerate(args.systems.split())}
     rows = [json.loads(p.read_text()) for p in sorted(args.results_dir.glob("*.json"))]
     rows.sort(key=lambda r: (r["corpus"], r["folds"], order.get(base_system(r["system"]), 99), r["system"]))

@@ -43,7 +43,20 @@ def summarize_protocol(runs: list[dict]) -> dict:
         for r in runs:
             per_seed[r["seed"]].append(r[key])
         summary[f"{key}_over_seeds"] = mean_std([sum(v) / len(v) for v in per_seed.values()])
+    if all("originals_only" in r for r in runs):  # scored with test-time copies (ser/bin/score.py)
+        summary["test_copies"] = sorted({f for r in runs for f in r["test_copies"]}, key=float)
+        for key, _ in METRICS:
+            summary[f"{key}_originals_only"] = mean_std([r["originals_only"][key] for r in runs])
     return summary
+
+
+def _copies_note(summary: dict) -> list[str]:
+    if "test_copies" not in summary:
+        return []
+    return [f"Scored with test-time copies: each test utterance's posteriors averaged with those of "
+            f"its own speed-perturbed copies at {' '.join(summary['test_copies'])}. Its originals "
+            f"alone: UAR {_pct(*summary['uar_originals_only'])}, WA {_pct(*summary['wa_originals_only'])}, "
+            f"macro-F1 {_pct(*summary['macro_f1_originals_only'])} (column 'UAR % originals').", ""]
 
 
 def _cmvn_note(cmvn: str) -> str:
@@ -142,19 +155,25 @@ def write_system_results(system_dir: Path | str) -> Path | None:
     for protocol, prot_runs in sorted(runs.items()):
         summary = summarize_protocol(prot_runs)
         summaries[protocol] = summary
+        copies = "test_copies" in summary
         lines += [f"## {protocol}: {len(summary['folds'])} folds × {len(summary['seeds'])} seed(s), "
                   f"training time {summary['train_seconds'] / 60:.1f} min (summed over runs)", "",
-                  "| fold | seed | test utts | excluded | epoch | UAR % | WA % | macro-F1 % |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  *_copies_note(summary),
+                  "| fold | seed | test utts | excluded | epoch | UAR % | WA % | macro-F1 % |"
+                  + (" UAR % originals |" if copies else ""),
+                  "|---|---|---|---|---|---|---|---|" + ("---|" if copies else "")]
         excluded: dict[str, list[str]] = {}
         for r in sorted(prot_runs, key=lambda r: (r["seed"], int(r["fold"][4:]))):
             lines.append(f"| {r['fold']} | {r['seed']} | {r['num_utts']} | {r.get('num_test_excluded', 0)} | "
-                         f"{r['selected_epoch']} | " + " | ".join(_pct(r[k]) for k, _ in METRICS) + " |")
+                         f"{r['selected_epoch']} | " + " | ".join(_pct(r[k]) for k, _ in METRICS) + " |"
+                         + (f" {_pct(r['originals_only']['uar'])} |" if copies else ""))
             if r.get("test_excluded"):
                 excluded[r["fold"]] = r["test_excluded"]
-        lines.append("| **mean ± std** | | | | | " + " | ".join(f"**{_pct(*summary[k])}**" for k, _ in METRICS) + " |")
+        lines.append("| **mean ± std** | | | | | " + " | ".join(f"**{_pct(*summary[k])}**" for k, _ in METRICS) + " |"
+                     + (f" {_pct(*summary['uar_originals_only'])} |" if copies else ""))
         if len(summary["seeds"]) > 1:
-            lines.append("| over seeds | | | | | " + " | ".join(_pct(*summary[f"{k}_over_seeds"]) for k, _ in METRICS) + " |")
+            lines.append("| over seeds | | | | | " + " | ".join(_pct(*summary[f"{k}_over_seeds"]) for k, _ in METRICS) + " |"
+                         + (" |" if copies else ""))
         lines.append("")
         lines += _per_class_lines(prot_runs)
         lines += _attention_links(system_dir, protocol, prot_runs)
@@ -184,14 +203,17 @@ def write_corpus_results(corpus_dir: Path | str) -> Path | None:
                         f"{' (test-corpus stats)' if cmvn == 'corpus' else ''} | "
                         f"{len(summary['folds'])} | {len(summary['seeds'])} | "
                         + " | ".join(_pct(*summary[k]) for k, _ in METRICS)
+                        + f" | {_pct(*summary['uar_originals_only']) if 'test_copies' in summary else '–'}"
                         + f" | {summary['train_seconds'] / 60:.1f} |")
     if not rows:
         return None
     lines = [f"# Results on {corpus_dir.name}", "",
              "Mean ± std over folds × seeds, in percent. Normalisation 'speaker' uses the test "
-             "speakers' own statistics, 'corpus' the test corpus's.", "",
-             "| system | protocol | features | normalisation | folds | seeds | UAR | WA | macro-F1 | train min (sum) |",
-             "|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
+             "speakers' own statistics, 'corpus' the test corpus's. Systems trained with speed-perturbed "
+             "copies are scored with the test utterances' own copies averaged in (test-time "
+             "augmentation); 'UAR originals' scores the same models on the originals alone.", "",
+             "| system | protocol | features | normalisation | folds | seeds | UAR | WA | macro-F1 | UAR originals | train min (sum) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
     out = corpus_dir / "RESULTS.md"
     out.write_text("\n".join(lines))
     return out

@@ -273,6 +273,23 @@ def predict(model: nn.Module, data: Utterances, batch_size: int, device: str) ->
     return posteriors
 
 
+def average_with_copies(ids: list[str], posteriors: np.ndarray, copy_ids: list[str],
+                        copy_posteriors: np.ndarray) -> np.ndarray:
+    """Test-time augmentation: each utterance's posteriors averaged with those of its own
+    speed-perturbed copies (``sp<factor>-<utt>`` in ``copy_ids``); an utterance without
+    copies keeps its own."""
+    row = {utt: i for i, utt in enumerate(ids)}
+    total = np.asarray(posteriors, dtype=np.float64).copy()
+    counts = np.ones(len(ids))
+    for key, post in zip(copy_ids, copy_posteriors):
+        match = SPEED_PERTURBED.fullmatch(key)
+        if match is None or match.group(2) not in row:
+            raise SerError(f"{key}: not a speed-perturbed copy (sp<factor>-<utt>) of a scored utterance")
+        total[row[match.group(2)]] += post
+        counts[row[match.group(2)]] += 1
+    return (total / counts[:, None]).astype(np.float32)
+
+
 def _save_atomic(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -490,7 +507,7 @@ def load_perturbed(data: DataDir, perturbed_scp: Path, utts: list[str], normaliz
             copies.setdefault(match.group(2), []).append((key, ark))
     if utts and not copies:
         raise SerError(f"{perturbed_scp}: no speed-perturbed copy (sp<factor>-<utt>) "
-                       f"of any of the {len(utts)} training utterances")
+                       f"of any of the {len(utts)} utterances asked for")
     ids, feats, labels, speakers = [], [], [], []
     for utt in utts:
         for key, ark in copies.get(utt, []):

@@ -10,13 +10,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fake_system(exp: Path, system: str, uars: dict[tuple[str, int], float]) -> None:
+def fake_system(exp: Path, system: str, uars: dict[tuple[str, int], float], originals_only: float | None = None) -> None:
+    """Scored runs; with ``originals_only``, scored with test-time copies (ser/bin/score.py)
+    and that UAR for the same models on the originals alone."""
     for (fold, seed), uar in uars.items():
         run = exp / "casia" / system / "loso" / f"seed{seed}" / fold
         run.mkdir(parents=True)
+        copies = {} if originals_only is None else {
+            "test_copies": ["0.9", "1.1"],
+            "originals_only": {"uar": originals_only, "wa": originals_only, "macro_f1": originals_only}}
         (run / "results.json").write_text(json.dumps({
             "fold": fold, "seed": seed, "uar": uar, "wa": uar, "macro_f1": uar, "train_seconds": 60,
-            "num_utts": 300, "num_test_excluded": 0}))
+            "num_utts": 300, "num_test_excluded": 0, **copies}))
         (run / "run_config.json").write_text(json.dumps({
             "feat_dir": "data/casia/feats/x", "cmvn": "train", "model_config": {}, "commit": "abc",
             "train_config": {"seed": seed, "lr": 1}}))
@@ -75,4 +80,23 @@ def test_speed_perturbed_runs_are_rows_of_their_own_and_the_reference(tmp_path):
     assert "| lstm_tf_at_sp0.9_1.1 | 3 | +3.00 |" in text
     assert "--model lstm_tf_at --seeds \"1 2 3\" --speed-perturb \"\"`" in text  # the run without copies
     assert "--model lstm_tf_at --seeds \"1 2 3\"`" in text  # the default run needs no option
+    assert "Not measured yet" not in text
+
+
+def test_runs_scored_with_test_copies_give_a_tta_row_and_an_originals_row(tmp_path):
+    exp = tmp_path / "exp"
+    folds = ["fold1", "fold2", "fold3"]
+    fake_system(exp, "compare_functionals_svm", {(f, s): 0.40 for f in folds for s in (1, 2, 3)})
+    fake_system(exp, "lld93_lstm_tf_at_sp0.8_0.9_1.1_1.2", {(f, s): 0.47 for f in folds for s in (1, 2, 3)},
+                originals_only=0.44)
+    out = make_results(exp, tmp_path)
+    assert out.returncode == 0, out.stderr
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| lstm_tf_at_sp0.8_0.9_1.1_1.2_tta | x | train | 3 × 3 | 47.00 ± 0.00 |" in text
+    assert "| lstm_tf_at_sp0.8_0.9_1.1_1.2 | x | train | 3 × 3 | 44.00 ± 0.00 |" in text
+    # The tta row is the reference; its own models on the originals are paired with it.
+    assert "| lstm_tf_at_sp0.8_0.9_1.1_1.2_tta − system |" in text
+    assert "| svm | 3 | +7.00 |" in text and "| lstm_tf_at_sp0.8_0.9_1.1_1.2 | 3 | +3.00 |" in text
+    rows = {p.name for p in (tmp_path / "rows").glob("*.json")}
+    assert {"casia_loso_lstm_tf_at_sp0.8_0.9_1.1_1.2_tta.json", "casia_loso_lstm_tf_at_sp0.8_0.9_1.1_1.2.json"} <= rows
     assert "Not measured yet" not in text

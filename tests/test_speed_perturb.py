@@ -2,6 +2,7 @@
 right length, and copies of training utterances only."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import kaldiio
@@ -9,9 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import TINY, run_recipe
 from ser.audio import load_audio
 from ser.bin.perturb_wav_scp import AUTO_FACTORS, factors_tag, perturb_wav_scp, perturbed_entry, split_factors
-from ser.train import load_perturbed
+from ser.train import average_with_copies, load_perturbed
 from ser.cmvn import Normalizer
 from ser.datadir import DataDir
 from ser.errors import SerError
@@ -88,3 +90,38 @@ def test_feature_stage_stores_copies_apart_from_the_originals(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "complete; skipping" not in again.stderr and "computing fbank" in again.stderr
     assert (tmp_path / "sp/.done").read_text() == record
+
+
+def test_test_time_copies_average_each_utterance_with_its_own_copies():
+    posteriors = np.array([[0.6, 0.4], [0.2, 0.8], [0.5, 0.5]], dtype=np.float32)
+    copy_ids = ["sp0.9-s-a", "sp1.1-s-a", "sp0.9-s-b"]  # s-c has no copy
+    copy_posteriors = np.array([[0.0, 1.0], [0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+    averaged = average_with_copies(["s-a", "s-b", "s-c"], posteriors, copy_ids, copy_posteriors)
+    np.testing.assert_allclose(averaged, [[0.2, 0.8], [0.6, 0.4], [0.5, 0.5]], atol=1e-6)
+    assert averaged.argmax(1).tolist() == [1, 0, 0]  # the copies turned both decisions
+    for bad in ("sp0.9-s-z", "s-a"):  # another utterance's copy, or no copy at all
+        with pytest.raises(SerError, match=bad):
+            average_with_copies(["s-a"], posteriors[:1], [bad], copy_posteriors[:1])
+
+
+def test_systems_trained_with_copies_are_scored_with_the_test_utterances_copies(tiny_recipe):
+    opts = list(TINY)
+    opts[opts.index("--speed-perturb") + 1] = "0.9 1.1"
+    out = run_recipe(tiny_recipe, "--stage", "3", "--stop-stage", "6", *opts)
+    system = tiny_recipe / "exp/synth/fbank_lstm_cmvn-train_sp0.9_1.1_hidden_size32_num_layers1_batch_size16_epochs2"
+    run = system / "loso/seed1/fold1"
+    result = json.loads((run / "results.json").read_text())
+    assert result["test_copies"] == ["0.9", "1.1"] and result["num_test_copies"] == 2 * result["num_utts"]
+    assert set(result["originals_only"]) >= {"uar", "wa", "macro_f1", "confusion"}
+    assert "UAR % originals" in (system / "RESULTS.md").read_text()
+    assert "test_copies" in json.loads((system / "summary.json").read_text())["loso"]
+    # Scored before test-time copies existed: scored again, never handed back as it was.
+    del result["test_copies"], result["originals_only"]
+    result["uar"] = -1.0
+    (run / "results.json").write_text(json.dumps(result))
+    out = run_recipe(tiny_recipe, "--stage", "6", "--stop-stage", "6", *opts)
+    assert "with their copies at 0.9 1.1" in out.stderr
+    result = json.loads((run / "results.json").read_text())
+    assert result["uar"] >= 0 and result["test_copies"] == ["0.9", "1.1"]
+    out = run_recipe(tiny_recipe, "--stage", "6", "--stop-stage", "6", *opts)
+    assert "with their copies" not in out.stderr  # nothing left to score

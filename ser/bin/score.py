@@ -1,7 +1,10 @@
 """Scores trained runs on their fold's test utterances: writes ``predictions.tsv``
 (utterance, reference, hypothesis, posteriors), ``results.json`` (UAR, WA,
 macro-F1, per-class recall, confusion matrix) and ``confusion.png`` into each run
-directory given; for the attention variants also ``attention.png``,
+directory given. A run trained with speed-perturbed copies (``aug_feat_dir``) is scored
+with test-time augmentation: each test utterance's posteriors are averaged with those of
+its own copies in that dir (local/tune/LOG.md, session 9); ``results.json`` keeps the
+scores of the originals alone under ``originals_only``; for the attention variants also ``attention.png``,
 ``attention_time.tsv``, ``attention_features.tsv`` and ``attention.json``, the mean
 attention on the fold's test utterances per emotion (ser/explain.py).
 
@@ -29,7 +32,7 @@ from ser.folds import read_fold
 from ser.metrics import confusion_text, plot_confusion, scores
 from ser.model import ATTENTION_VARIANTS, build_model
 from ser.provenance import fold_lists_hash, read_record, record_id
-from ser.train import load_fold_data, predict
+from ser.train import SPEED_PERTURBED, average_with_copies, load_fold_data, load_perturbed, predict
 
 
 def check_record(run_dir: Path, cfg: dict, folds_dir: Path) -> dict:
@@ -46,8 +49,11 @@ def check_record(run_dir: Path, cfg: dict, folds_dir: Path) -> dict:
                        f"{folds_dir / cfg['fold']} holds now (fold lists {record['fold_lists']}, "
                        f"now {now}); scoring it would test on other utterances, possibly ones it "
                        "trained on. Train it again (remove the run's exp dir).")
-    for name, path in (("data", cfg["data_dir"]), ("feats", cfg["feat_dir"])):
-        if record_id(path) != record["inputs"][name]:
+    inputs = [("data", cfg["data_dir"]), ("feats", cfg["feat_dir"])]
+    if cfg.get("aug_feat_dir"):  # the test utterances' copies are read from there
+        inputs.append(("aug_feats", cfg["aug_feat_dir"]))
+    for name, path in inputs:
+        if record_id(path) != record["inputs"].get(name):
             raise SerError(f"{run_dir}: {path} has been rebuilt since the model was trained "
                            f"(record {record['inputs'][name]}, now {record_id(path)}); "
                            "train it again (remove the run's exp dir)")
@@ -62,15 +68,18 @@ def score_run(run_dir: Path, folds_dir: Path | None = None) -> dict | None:
     check_record(run_dir, cfg, folds_dir)
     run_record = record_id(run_dir)
     results_path = run_dir / "results.json"
-    scored = results_path.is_file() and json.loads(results_path.read_text()).get("run_record") == run_record
+    copies_dir = Path(cfg["aug_feat_dir"]) if cfg.get("aug_feat_dir") else None
+    then = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    # Scored before test-time copies existed: scored again, with them.
+    scored = then.get("run_record") == run_record and ("test_copies" in then) == (copies_dir is not None)
     attention_done = _attention_current(run_dir, run_record) or not _has_attention(cfg)
     if scored and attention_done:
         logging.info("%s: scored already", run_dir)
         return None
     data = read_data_dir(cfg["data_dir"])
     fold = read_fold(folds_dir, cfg["fold"])
-    test = load_fold_data(data, Path(cfg["feat_dir"]), fold.test,
-                          Normalizer.load(cfg["cmvn"], cfg["cmvn_stats"]))
+    normalizer = Normalizer.load(cfg["cmvn"], cfg["cmvn_stats"])
+    test = load_fold_data(data, Path(cfg["feat_dir"]), fold.test, normalizer)
     if not len(test):
         raise SerError(f"{run_dir}: no test utterance has features")
     if scored:  # scored before attention summaries existed: only those are missing
@@ -79,10 +88,19 @@ def score_run(run_dir: Path, folds_dir: Path | None = None) -> dict | None:
     if cfg["model_config"].get("variant") == "svm":
         from ser.svm import load_svm
         classifier = load_svm(run_dir)
-        posteriors, labels, selected_epoch = classifier.posteriors(test.feats), classifier.labels, classifier.epoch
+        labels, selected_epoch = classifier.labels, classifier.epoch
+
+        def posteriors_of(utts):
+            return classifier.posteriors(utts.feats)
     else:
         model, labels, selected_epoch = _load_model(run_dir)
-        posteriors = predict(model, test, 128, "cpu")
+
+        def posteriors_of(utts):
+            return predict(model, utts, 128, "cpu")
+    posteriors = originals = posteriors_of(test)
+    if copies_dir is not None:
+        copies = load_perturbed(data, copies_dir / "feats.scp", test.ids, normalizer)
+        posteriors = average_with_copies(test.ids, originals, copies.ids, posteriors_of(copies))
     hyps = posteriors.argmax(-1)
     excluded = sorted(set(fold.test) - set(test.ids))
     with open(run_dir / "predictions.tsv", "w") as f:
@@ -97,6 +115,11 @@ def score_run(run_dir: Path, folds_dir: Path | None = None) -> dict | None:
                    "run_record": run_record,
                    "uses_test_speaker_stats": USES_TEST_SPEAKER_STATS[cfg["cmvn"]],
                    "train_seconds": round(sum(h["seconds"] for h in history["history"]), 1)})
+    if copies_dir is not None:
+        alone = scores(test.labels, originals.argmax(-1), labels)
+        result["test_copies"] = sorted({SPEED_PERTURBED.fullmatch(k).group(1) for k in copies.ids}, key=float)
+        result["num_test_copies"] = len(copies)
+        result["originals_only"] = {k: alone[k] for k in ("uar", "wa", "macro_f1", "per_class_recall", "confusion")}
     tmp = run_dir / "results.json.tmp"
     tmp.write_text(json.dumps(result, indent=1) + "\n")
     tmp.replace(run_dir / "results.json")
@@ -105,8 +128,10 @@ def score_run(run_dir: Path, folds_dir: Path | None = None) -> dict | None:
                    f"UAR {result['uar']:.1%}")
     if _has_attention(cfg):
         write_attention(run_dir, cfg, test, run_record, model, labels)
-    logging.info("%s: UAR %.4f WA %.4f macro-F1 %.4f on %d utterances", run_dir, result["uar"],
-                 result["wa"], result["macro_f1"], result["num_utts"])
+    logging.info("%s: UAR %.4f WA %.4f macro-F1 %.4f on %d utterances%s", run_dir, result["uar"],
+                 result["wa"], result["macro_f1"], result["num_utts"],
+                 f" with their copies at {' '.join(result['test_copies'])} (originals alone: UAR "
+                 f"{result['originals_only']['uar']:.4f})" if copies_dir is not None else "")
     return result
 
 
