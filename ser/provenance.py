@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from ser.errors import SerError
@@ -21,6 +22,43 @@ def record_id(path: Path | str | None) -> str:
         return "none"
     done = Path(path) / ".done"
     return hashlib.sha1(done.read_bytes()).hexdigest()[:12] if done.is_file() else "none"
+
+
+def corpus_digest(corpus_dir: Path | str, cache: Path | str | None = None) -> str:
+    """Short hash of a corpus: every file's relative path, size and contents (SHA-1), so a
+    copy of the same files with new modification times (a fresh checkout, ``cp`` without
+    ``-p``) is the same corpus, and an edit that keeps a file's size is not. ``cache`` (a
+    JSON file, rewritten here) holds each file's size, modification time and SHA-1 from
+    the last call; only files whose size or time differ are read again. ``absent`` when
+    ``corpus_dir`` is not a directory."""
+    root = Path(corpus_dir)
+    if not root.is_dir():
+        return "absent"
+    cache_path = Path(cache) if cache else None
+    try:
+        known = json.loads(cache_path.read_text()) if cache_path and cache_path.is_file() else {}
+    except (OSError, ValueError):  # a damaged cache only costs a re-read
+        known = {}
+    files = [Path(top) / name for top, _, names in os.walk(root, followlinks=True) for name in names]
+    entries, digest = {}, hashlib.sha1()
+    for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
+        if not path.is_file():  # a broken link, a socket
+            continue
+        rel, stat = path.relative_to(root).as_posix(), path.stat()
+        then = known.get(rel)
+        if then and then[0] == stat.st_size and then[1] == stat.st_mtime_ns:
+            sha = then[2]
+        else:
+            with open(path, "rb") as f:
+                sha = hashlib.file_digest(f, "sha1").hexdigest()
+        entries[rel] = [stat.st_size, stat.st_mtime_ns, sha]
+        digest.update(f"{rel}\t{stat.st_size}\t{sha}\n".encode())
+    if cache_path is not None and entries != known:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_name(cache_path.name + ".tmp")
+        tmp.write_text(json.dumps(entries))
+        tmp.replace(cache_path)
+    return digest.hexdigest()[:12]
 
 
 def fold_lists_hash(folds_dir: Path | str, fold: str) -> str:

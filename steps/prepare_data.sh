@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a corpus: Lhotse manifests in <data-dir>/manifests and a checked Kaldi
 # data dir (wav.scp, utt2spk, spk2utt, utt2emo, utt2dur, ...) in <data-dir>.
-# The record covers the corpus's contents (every file's path, size and time), so
-# a corpus that changed is prepared again.
+# The record covers the corpus's contents (every file's path, size and SHA-1), so
+# a corpus that changed is prepared again, and a copy with new file times is not.
 set -euo pipefail
 
 corpus_opts=""        # options of the corpus's prepare function, "key=value ..."
@@ -22,12 +22,9 @@ corpus=$1; corpus_dir=$2; data=$3
 # Absolute, not resolved: a symlink is how a path with spaces is kept out of wav.scp.
 case $corpus_dir in /*) ;; *) corpus_dir=$PWD/$corpus_dir ;; esac
 
-contents() {  # a hash of the corpus's file list with sizes and modification times
-  if [ -d "$corpus_dir" ]; then
-    (cd "$corpus_dir" && find -L . -type f -printf '%P\t%s\t%T@\n' | LC_ALL=C sort | sha1sum | cut -c1-12)
-  else
-    echo absent
-  fi
+contents() {  # a hash of the corpus's files: paths, sizes and contents (not their times)
+  python -m ser.bin.recipe_info corpus-digest "$corpus_dir" \
+    --cache "$(dirname "$data")/.corpus_digests/$(basename "$data").json"
 }
 settings="stage=prepare_data
 corpus=$corpus

@@ -17,7 +17,7 @@ import numpy as np
 from conftest import TINY, TINY_SYSTEM, copy_recipe, run_recipe
 from fixtures_corpora import make_casia, make_iemocap
 from ser.datadir import read_table
-from ser.provenance import differences, options_tag
+from ser.provenance import corpus_digest, differences, options_tag
 
 SYSTEM = TINY_SYSTEM
 
@@ -27,6 +27,26 @@ def clone_trained(tiny_recipe: Path, dest: Path) -> Path:
     arks and corpus, which the tests here only read)."""
     shutil.copytree(tiny_recipe, dest, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
     return dest
+
+
+def test_corpus_digest_reads_contents_not_times_and_keeps_a_cache(tmp_path):
+    corpus = tmp_path / "corpus"
+    (corpus / "spk").mkdir(parents=True)
+    (corpus / "spk" / "a.wav").write_bytes(b"abcd")
+    (corpus / "b.txt").write_bytes(b"xy")
+    cache = tmp_path / "cache" / "c.json"
+    first = corpus_digest(corpus, cache)
+    assert json.loads(cache.read_text())["spk/a.wav"][0] == 4
+    os.utime(corpus / "spk" / "a.wav", (1e9, 1e9))
+    assert corpus_digest(corpus, cache) == corpus_digest(corpus) == first
+    (corpus / "spk" / "a.wav").write_bytes(b"abce")  # same size, new contents
+    assert corpus_digest(corpus, cache) != first
+    (corpus / "spk" / "a.wav").write_bytes(b"abcd")
+    cache.write_text("{not json")  # a damaged cache costs a re-read, not an error
+    assert corpus_digest(corpus, cache) == first
+    (corpus / "c.wav").write_bytes(b"")
+    assert corpus_digest(corpus, cache) != first
+    assert corpus_digest(tmp_path / "nowhere") == "absent"
 
 
 def test_options_tag_and_differences():
@@ -91,6 +111,18 @@ def test_changed_corpus_is_prepared_again(tmp_path):
     assert len(read_table(recipe / "data/casia/wav.scp")) == 8
     out = run_recipe(recipe, *args)
     assert "data/casia is complete; skipping" in out.stderr
+    # The same files with new modification times (a fresh copy) are the same corpus.
+    for path in corpus.rglob("*"):
+        os.utime(path, (1e9, 1e9))
+    out = run_recipe(recipe, *args)
+    assert "data/casia is complete; skipping" in out.stderr
+    # An edit that keeps a file's size is a change.
+    first = sorted(corpus.glob("*/*/*.wav"))[0]
+    audio = bytearray(first.read_bytes())
+    audio[-2:] = bytes([audio[-2] ^ 1, audio[-1]])
+    first.write_bytes(bytes(audio))
+    out = run_recipe(recipe, *args)
+    assert "rebuilding data/casia" in out.stderr and "corpus_contents" in out.stderr
     removed = sorted(corpus.glob("*/*/*.wav"))[:3]
     for path in removed:
         path.unlink()
