@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "local"))
 
 from compare import compare_runs  # noqa: E402
 from ser.bin import run_tool  # noqa: E402
+from ser.errors import SerError  # noqa: E402
 from ser.bin.perturb_wav_scp import factors_tag, split_factors  # noqa: E402
 from ser.report import METRICS, collect_runs, summarize_protocol  # noqa: E402
 
@@ -61,7 +62,11 @@ def measure_rows(corpus: str, folds: str, system: str, system_dir: Path, command
     runs = collect_runs(system_dir).get(folds)
     if not runs:
         return []
-    if not all("originals_only" in r for r in runs):
+    with_copies = sum("originals_only" in r for r in runs)
+    if 0 < with_copies < len(runs):
+        raise SerError(f"{system_dir}/{folds}: {with_copies} of {len(runs)} runs were scored with test-time "
+                       "copies, the others before stage 6 did so; run stage 6 with all their seeds first")
+    if not with_copies:
         return [measure_row(corpus, folds, system, system_dir, command, runs)]
     originals = [{**{k: v for k, v in r.items() if k not in ("originals_only", "test_copies")},
                   **{k: r["originals_only"][k] for k, _ in METRICS}} for r in runs]

@@ -43,7 +43,10 @@ def summarize_protocol(runs: list[dict]) -> dict:
         for r in runs:
             per_seed[r["seed"]].append(r[key])
         summary[f"{key}_over_seeds"] = mean_std([sum(v) / len(v) for v in per_seed.values()])
-    if all("originals_only" in r for r in runs):  # scored with test-time copies (ser/bin/score.py)
+    with_copies = sum("originals_only" in r for r in runs)
+    if 0 < with_copies < len(runs):  # some runs scored before test-time copies existed
+        summary["mixed_scoring"] = f"{with_copies} of {len(runs)} runs"
+    if with_copies == len(runs):  # scored with test-time copies (ser/bin/score.py)
         summary["test_copies"] = sorted({f for r in runs for f in r["test_copies"]}, key=float)
         for key, _ in METRICS:
             summary[f"{key}_originals_only"] = mean_std([r["originals_only"][key] for r in runs])
@@ -51,6 +54,10 @@ def summarize_protocol(runs: list[dict]) -> dict:
 
 
 def _copies_note(summary: dict) -> list[str]:
+    if "mixed_scoring" in summary:
+        return [f"**Mixed scoring**: only {summary['mixed_scoring']} were scored with test-time copies; "
+                "the others were scored before stage 6 did so. Run stage 6 with all their seeds "
+                "(`--seeds`) to score them alike.", ""]
     if "test_copies" not in summary:
         return []
     return [f"Scored with test-time copies: each test utterance's posteriors averaged with those of "

@@ -100,3 +100,11 @@ def test_runs_scored_with_test_copies_give_a_tta_row_and_an_originals_row(tmp_pa
     rows = {p.name for p in (tmp_path / "rows").glob("*.json")}
     assert {"casia_loso_lstm_tf_at_sp0.8_0.9_1.1_1.2_tta.json", "casia_loso_lstm_tf_at_sp0.8_0.9_1.1_1.2.json"} <= rows
     assert "Not measured yet" not in text
+
+
+def test_runs_scored_partly_with_test_copies_are_refused(tmp_path):
+    exp = tmp_path / "exp"
+    fake_system(exp, "lld93_lstm_tf_at_sp0.8_0.9_1.1_1.2", {("fold1", 1): 0.47}, originals_only=0.44)
+    fake_system(exp, "lld93_lstm_tf_at_sp0.8_0.9_1.1_1.2", {("fold2", 1): 0.45})
+    out = make_results(exp, tmp_path)
+    assert out.returncode != 0 and "1 of 2 runs were scored with test-time copies" in out.stderr

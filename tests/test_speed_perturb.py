@@ -125,3 +125,15 @@ def test_systems_trained_with_copies_are_scored_with_the_test_utterances_copies(
     assert result["uar"] >= 0 and result["test_copies"] == ["0.9", "1.1"]
     out = run_recipe(tiny_recipe, "--stage", "6", "--stop-stage", "6", *opts)
     assert "with their copies" not in out.stderr  # nothing left to score
+
+
+def test_a_summary_of_runs_scored_partly_with_test_copies_says_so():
+    from ser.report import summarize_protocol
+
+    run = {"fold": "fold1", "seed": 1, "uar": 0.5, "wa": 0.5, "macro_f1": 0.5, "train_seconds": 1.0}
+    scored = {**run, "test_copies": ["0.9", "1.1"],
+              "originals_only": {"uar": 0.4, "wa": 0.4, "macro_f1": 0.4}}
+    summary = summarize_protocol([scored, {**scored, "fold": "fold2"}])
+    assert summary["test_copies"] == ["0.9", "1.1"] and summary["uar_originals_only"][0] == 0.4
+    mixed = summarize_protocol([scored, {**run, "fold": "fold2"}])
+    assert mixed["mixed_scoring"] == "1 of 2 runs" and "uar_originals_only" not in mixed
