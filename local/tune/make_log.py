@@ -21,7 +21,8 @@ SOURCES = [("results_device_splits.jsonl", "H200 GPU, 16 runs sharing it"),
            ("results_cpu12.jsonl.splits", "session 9: CPU here, 2 runs at once"),
            ("results_cpu13.jsonl.splits", "session 9: CPU here, 2 runs at once"),
            ("results_cpu14.jsonl.splits", "session 9: CPU here, 2 runs at once beside a recipe run"),
-           ("results_cpu15.jsonl.splits", "session 9: CPU here, 2 runs at once")]
+           ("results_cpu15.jsonl.splits", "session 9: CPU here, 2 runs at once"),
+           ("results_cpu16.jsonl.splits", "session 9: CPU here, 2 runs at once")]
 
 
 def main():
