@@ -62,11 +62,11 @@ def measure_rows(corpus: str, folds: str, system: str, system_dir: Path, command
     runs = collect_runs(system_dir).get(folds)
     if not runs:
         return []
-    with_copies = sum("originals_only" in r for r in runs)
-    if 0 < with_copies < len(runs):
-        raise SerError(f"{system_dir}/{folds}: {with_copies} of {len(runs)} runs were scored with test-time "
+    summary = summarize_protocol(runs)
+    if "mixed_scoring" in summary:
+        raise SerError(f"{system_dir}/{folds}: {summary['mixed_scoring']} were scored with test-time "
                        "copies, the others before stage 6 did so; run stage 6 with all their seeds first")
-    if not with_copies:
+    if "test_copies" not in summary:
         return [measure_row(corpus, folds, system, system_dir, command, runs)]
     originals = [{**{k: v for k, v in r.items() if k not in ("originals_only", "test_copies")},
                   **{k: r["originals_only"][k] for k, _ in METRICS}} for r in runs]

@@ -134,14 +134,9 @@ def run(args):
     if args.aug or args.tta:
         ab = np.concatenate([[0], np.cumsum(z["aug_lengths"])])
         aug_raw = z["aug_feats"]  # each z[...] reads the whole array again
-        # ids are sp<factor>-<utt>: --aug-factors keeps a subset of the pack's copies
-        keep = [i for i, a in enumerate(z["aug_ids"])
-                if not args.aug_factors or str(a).split("-", 1)[0][2:] in args.aug_factors.split()]
-        if args.tta:  # scoring uses every copy of the validation utterances
-            keep = list(range(len(z["aug_ids"])))
-        aug_ids = [str(a) for a in z["aug_ids"][keep]]
-        aug_base = z["aug_base"][keep].tolist()
-        aug_feats = [aug_raw[ab[i]:ab[i + 1]].copy() for i in keep]
+        aug_ids = [str(a) for a in z["aug_ids"]]  # sp<factor>-<utt>
+        aug_base = z["aug_base"].tolist()
+        aug_feats = [aug_raw[ab[i]:ab[i + 1]].copy() for i in range(len(aug_ids))]
     emotions = [str(e) for e in z["emotions"]]
     splits = inner_splits(corpus, set(spk))
     if args.splits:
@@ -161,6 +156,7 @@ def run(args):
                 norm = lambda f, _s, scale=scale: ((f - f.mean(axis=0)) * scale).astype(np.float32)  # noqa: E731
         else:
             norm = Normalizer(args.cmvn)
+        # --aug-factors trains on a subset of the pack's copies; --tta scores with all of them
         aug = [j for j, b in enumerate(aug_base) if spk[b] not in valid_spk and args.aug
                and (not args.aug_factors or aug_ids[j].split("-", 1)[0][2:] in args.aug_factors.split())]
         aug_copies = (aug_ids, aug_base, aug_feats)
@@ -183,7 +179,7 @@ def run(args):
                 model.load_state_dict(state["model"])
                 post = predict(model, valid, 64, args.device)
             if args.tta:
-                tta = test_time_augmentation(model, post, va, labels, aug_copies, norm, spk, emotions, args.device)
+                tta = test_time_augmentation(model, valid, post, aug_copies, norm, spk, emotions, args.device)
             if args.posteriors:  # for ensembles of runs afterwards
                 out = Path(args.posteriors) / f"{args.name}.{corpus}.{'+'.join(valid_spk)}.npz"
                 out.parent.mkdir(parents=True, exist_ok=True)
@@ -212,32 +208,31 @@ def run(args):
             f.write(line + "\n")
 
 
-def test_time_augmentation(model, post, va, labels, aug_copies, norm, spk, emotions, device):
-    """UAR of the selected model on the validation utterances alone and with the posteriors
-    of their speed-perturbed copies averaged in (all factors; and only 0.9/1.1)."""
+def test_time_augmentation(model, valid, post, aug_copies, norm, spk, emotions, device):
+    """UAR of the selected model on the validation utterances alone (none), with the
+    posteriors of their copies averaged in (all; near: 0.9/1.1 only), and on one factor's
+    copies alone (only<factor>)."""
     from ser.metrics import scores
-    from ser.train import Utterances, predict
+    from ser.train import Utterances, average_with_copies, predict
     aug_ids, aug_base, aug_feats = aug_copies
-    row = {i: r for r, i in enumerate(va)}
-    refs = [labels[i] for i in va]
-    factors = sorted({a.split("-", 1)[0][2:] for a in aug_ids})
-    copies = {}
-    for factor in factors:
-        js = [j for j, b in enumerate(aug_base) if b in row and aug_ids[j].startswith(f"sp{factor}-")]
-        assert len(js) == len(va), f"copies at {factor}: {len(js)} of {len(va)} validation utterances"
-        data = Utterances([aug_ids[j] for j in js], [norm(aug_feats[j], spk[aug_base[j]]) for j in js],
-                          [labels[aug_base[j]] for j in js])
-        p = predict(model, data, 64, device)
-        copies[factor] = p[np.argsort([row[aug_base[j]] for j in js])]
+    wanted = set(valid.ids)
+    js = [j for j, a in enumerate(aug_ids) if a.split("-", 1)[1] in wanted]
+    copies = Utterances([aug_ids[j] for j in js], [norm(aug_feats[j], spk[aug_base[j]]) for j in js],
+                        [valid.labels[0]] * len(js))  # labels unused
+    copy_post = predict(model, copies, 64, device)
+    factor_of = [a.split("-", 1)[0][2:] for a in copies.ids]
 
     def uar(p):
-        return round(scores(refs, p.argmax(1).tolist(), emotions)["uar"], 4)
-    out = {"none": uar(post), "all": uar(np.mean([post, *copies.values()], axis=0))}
-    near = [copies[f] for f in factors if f in ("0.9", "1.1")]
-    if near:
-        out["near"] = uar(np.mean([post, *near], axis=0))
+        return round(scores(valid.labels, p.argmax(1).tolist(), emotions)["uar"], 4)
+
+    def averaged(factors):
+        keep = [k for k, f in enumerate(factor_of) if f in factors]
+        return average_with_copies(valid.ids, post, [copies.ids[k] for k in keep], copy_post[keep])
+    factors = sorted(set(factor_of))
+    out = {"none": uar(post), "all": uar(averaged(factors)), "near": uar(averaged({"0.9", "1.1"}))}
     for factor in factors:
-        out[f"only{factor}"] = uar(copies[factor])
+        alone = {copies.ids[k].split("-", 1)[1]: copy_post[k] for k, f in enumerate(factor_of) if f == factor}
+        out[f"only{factor}"] = uar(np.stack([alone[u] for u in valid.ids]))
     return out
 
 

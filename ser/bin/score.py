@@ -1,12 +1,14 @@
 """Scores trained runs on their fold's test utterances: writes ``predictions.tsv``
 (utterance, reference, hypothesis, posteriors), ``results.json`` (UAR, WA,
 macro-F1, per-class recall, confusion matrix) and ``confusion.png`` into each run
-directory given. A run trained with speed-perturbed copies (``aug_feat_dir``) is scored
-with test-time augmentation: each test utterance's posteriors are averaged with those of
-its own copies in that dir (local/tune/LOG.md, session 9); ``results.json`` keeps the
-scores of the originals alone under ``originals_only``; for the attention variants also ``attention.png``,
+directory given; for the attention variants also ``attention.png``,
 ``attention_time.tsv``, ``attention_features.tsv`` and ``attention.json``, the mean
 attention on the fold's test utterances per emotion (ser/explain.py).
+
+A run trained with speed-perturbed copies (``aug_feat_dir``) is scored with test-time
+augmentation: each test utterance's posteriors are averaged with those of its own copies
+in that dir (local/tune/LOG.md, session 9); ``results.json`` keeps the scores of the
+originals alone under ``originals_only``.
 
 Before scoring, a run's record (its ``.done``) is checked against what scoring
 reads now: the fold's utterance lists (``--folds-dir``, default the folds the run
@@ -55,7 +57,7 @@ def check_record(run_dir: Path, cfg: dict, folds_dir: Path) -> dict:
     for name, path in inputs:
         if record_id(path) != record["inputs"].get(name):
             raise SerError(f"{run_dir}: {path} has been rebuilt since the model was trained "
-                           f"(record {record['inputs'][name]}, now {record_id(path)}); "
+                           f"(record {record['inputs'].get(name)}, now {record_id(path)}); "
                            "train it again (remove the run's exp dir)")
     return record
 
