@@ -9,6 +9,8 @@ where *_s is the whole classification (reading, features, model) of the files an
 difference. Each backend classifies the files once untimed first (warm-up), then the
 timed runs alternate between the backends.
 
+A bundle trained with speed copies classifies each file with its test-time copies (as
+ser infer does, --test-copies bundle); copies= in the line says how many per file.
 Both backends run with torch's thread count (1 under path.sh's OMP_NUM_THREADS=1).
 Usage (after . ./path.sh): local/bench_infer.py --model exp/synth/lld93_lstm_tf_at_sp/final [--files 100] [--repeats 3] INPUT...
 (INPUT as for ser infer: files, directories, wav.scp; fewer files than --files are reused in turn)
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ser.bin.infer import list_inputs
+from ser.bin.infer import copies_option, list_inputs
 from ser.bundle import EmotionClassifier
 
 
@@ -34,15 +36,17 @@ def main() -> None:
     p.add_argument("--files", type=int, default=100, help="files to classify")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per backend (the best counts)")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--test-copies", default="bundle", help="as ser infer's: bundle, none or factors")
     args = p.parse_args()
     items = [path for _, path in list_inputs(args.inputs)]
     if not items:
         sys.exit(f"bench_infer: no audio in {' '.join(args.inputs)}")
     files = [items[i % len(items)] for i in range(args.files)]
-    backends = {name: EmotionClassifier.load(args.model, backend=name, batch_size=args.batch_size)
+    backends = {name: EmotionClassifier.load(args.model, backend=name, batch_size=args.batch_size,
+                                             test_copies=copies_option(args.test_copies))
                 for name in ("torchscript", "onnx")}
     audio_s = sum(len(backends["onnx"].samples(f, None)[0]) for f in files) / 16000
-    feats = [backends["onnx"]._features(f, None, f)[0] for f in files]
+    feats = [backends["onnx"].features(backends["onnx"].samples(f, None)[0], f) for f in files]
     for clf in backends.values():  # warm-up: first calls allocate and compile
         clf.predict_batch(files[:args.batch_size])
     whole = {name: [] for name in backends}
@@ -60,6 +64,7 @@ def main() -> None:
     best = {name: min(v) for name, v in whole.items()}
     best_model = {name: min(v) for name, v in model.items()}
     print(f"bench_infer files={len(files)} audio_s={audio_s:.1f} threads={torch.get_num_threads()} "
+          f"copies={len(backends['onnx'].test_copies)} "
           f"torchscript_s={best['torchscript']:.2f} onnx_s={best['onnx']:.2f} "
           f"torchscript_model_s={best_model['torchscript']:.3f} onnx_model_s={best_model['onnx']:.3f} "
           f"model_ratio={best_model['onnx'] / best_model['torchscript']:.2f} max_diff={diff:.1e}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser.errors import AudioError
+from ser.errors import AudioError, SerError
 
 SAMPLE_RATE = 16000
 # A Kaldi rxfilename that is not a plain file: "-" (stdin), "cmd |", "file:offset", or
@@ -35,6 +35,26 @@ def wav_scp_entry(path: Path | str) -> str:
         # "./-x", not "-x", which sox would take for an option (or "-" for stdin).
         return f"sox {shlex.quote('./' + path if path.startswith('-') else path)} -t wav - |"
     return path
+
+
+def check_speed_factors(factors: list[str]) -> list[str]:
+    """``factors`` if each is a speed factor sox can apply: a number in [0.5, 2] other than 1."""
+    for factor in factors:
+        try:
+            if not 0.5 <= float(factor) <= 2.0 or float(factor) == 1.0:
+                raise ValueError
+        except ValueError:
+            raise SerError(f"speed factor {factor!r} must be a number in [0.5, 2] other than 1") from None
+    return factors
+
+
+def speed_perturbed_entry(entry: str, factor: str) -> str:
+    """The wav.scp entry of ``entry`` played ``factor`` times as fast (pitch and tempo
+    together), through ``sox -R``: without -R sox seeds its dither from the clock, so the
+    same copy would differ from run to run."""
+    if is_pipe(entry):  # already a pipe: chain sox after it
+        return f"{entry.rstrip()[:-1].rstrip()} | sox -R -t wav - -t wav - speed {factor} |"
+    return f"sox -R {shlex.quote(entry)} -t wav - speed {factor} |"
 
 
 def is_pipe(entry: Path | str) -> bool:

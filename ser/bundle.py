@@ -20,6 +20,14 @@ A bundle holds
 - ``summary.json``, ``RESULTS.md``: the system's cross-validation results, if scored;
 - ``SHA256SUMS``: ``sha256sum`` format, checked on every load.
 
+A model trained with speed-perturbed copies (run.sh --speed-perturb) has their factors in
+``bundle.json``'s ``test_copies``, and classifies audio as stage 6 scores it: the
+posteriors of the input averaged with those of its copies at those factors, made by the
+same ``sox -R ... speed <factor>`` as stage 3's copies (a file is perturbed as it is, an
+array as 16 kHz mono 16-bit audio). ``test_copies=[]`` classifies the input alone, as the
+results' "originals" columns do; windows (:meth:`EmotionClassifier.predict_segments`)
+and features are always classified alone.
+
 A model trained on external features (``--feat external``, ser/external_feats.py) has no
 feature extractor: its ``bundle.json`` says ``features.feat: external`` with the dimension,
 and it classifies features (:meth:`EmotionClassifier.predict_features`, ``ser infer
@@ -33,6 +41,7 @@ statistics, says so in ``bundle.json`` and warns on load.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import importlib
 import json
 import shutil
@@ -49,13 +58,14 @@ import torch
 from lhotse.features.base import FeatureExtractor
 from torch import nn
 
-from ser.audio import SAMPLE_RATE, load_audio, to_mono_16k
+from ser.audio import (SAMPLE_RATE, check_speed_factors, is_pipe, load_audio, speed_perturbed_entry, to_mono_16k,
+                       wav_scp_entry)
 from ser.cmvn import STATELESS_MODES, Normalizer, save_stats
 from ser.config import load_yaml
 from ser.datadir import read_table
 from ser.errors import AudioError, SerError
 from ser.features import FEATURE_TYPES, build_extractor, extract_features, frame_length
-from ser.train import Utterances, bucketed_batches, collate
+from ser.train import SPEED_PERTURBED, Utterances, bucketed_batches, collate
 
 FORMAT = 1
 CHECKSUMS = "SHA256SUMS"
@@ -247,6 +257,20 @@ def verify_checksums(bundle_dir: Path, required: Sequence[str]) -> list[str]:
     return list(listed)
 
 
+def copy_factors(run_dir: Path, run_config: dict) -> list[str]:
+    """The speed factors of the copies a run was trained with (none without copies)."""
+    if not run_config.get("aug_feat_dir"):
+        return []
+    scp = Path(run_config["aug_feat_dir"]) / "feats.scp"
+    if not scp.is_file():
+        raise SerError(f"{scp}: missing; {run_dir} was trained with these speed-perturbed copies, "
+                       "and its bundle classifies with copies at their factors")
+    found = {m.group(1) for m in map(SPEED_PERTURBED.fullmatch, read_table(scp)) if m}
+    if not found:
+        raise SerError(f"{scp}: no speed-perturbed copy (sp<factor>-<utt>) in it")
+    return sorted(found, key=float)
+
+
 def is_svm_run(run_dir: Path, run_config: dict) -> bool:
     """A ``--model svm`` run (ser/svm.py) rather than a neural one (``best.pt``)."""
     from ser.svm import MODEL_FILE
@@ -323,6 +347,7 @@ def export_bundle(run_dir: Path, out_dir: Path, results_dir: Path | None = None)
                      "num_valid": run_config["num_valid"], "train_config": run_config["train_config"],
                      "selected": history["selected"]},
         "cv_results": results,
+        "test_copies": [] if svm else copy_factors(run_dir, run_config),
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__,
     }
     if svm:
@@ -342,6 +367,7 @@ class Prediction:
     # label -> probability (an svm bundle's: softmax scores), in the bundle's label order
     posteriors: dict[str, float]
     num_chunks: int = 1
+    num_copies: int = 0  # speed-perturbed copies averaged in (test-time augmentation)
 
 
 @dataclass
@@ -375,11 +401,13 @@ class EmotionClassifier:
     chunks' posteriors are averaged; ``batch_size`` chunks go through the model at once.
     ``model`` is TorchScript, an onnxruntime session (``backend="onnx"``) or, for an svm
     bundle, a :class:`ser.svm.SvmClassifier` (whose posteriors are softmax scores, see
-    the module docstring)."""
+    the module docstring). ``test_copies``: speed factors of test-time copies (module
+    docstring); None: the bundle's, [] none."""
 
     def __init__(self, bundle_dir: Path, model, extractor: FeatureExtractor | None,
                  normalizer: Normalizer, meta: dict, device: str = "cpu", batch_size: int = 16,
-                 chunk_seconds: float = 10.0, chunk_overlap: float = 1.0, backend: str = "torchscript"):
+                 chunk_seconds: float = 10.0, chunk_overlap: float = 1.0, backend: str = "torchscript",
+                 test_copies: Sequence[str] | None = None):
         if batch_size < 1:
             raise SerError(f"batch size must be positive, got {batch_size}")
         if extractor is not None and (not 0 <= chunk_overlap < chunk_seconds
@@ -394,13 +422,16 @@ class EmotionClassifier:
         self.backend = backend
         self.chunk_samples = round(chunk_seconds * SAMPLE_RATE)
         self.chunk_hop = self.chunk_samples - round(chunk_overlap * SAMPLE_RATE)
+        # Bundles exported before test-time copies have no factors: their inputs go alone.
+        self.test_copies = check_speed_factors(
+            [str(f) for f in (meta.get("test_copies", []) if test_copies is None else test_copies)])
 
     @classmethod
     def load(cls, bundle_dir: Path | str, device: str = "cpu", backend: str = "torchscript",
              **options) -> EmotionClassifier:
         """Checks the bundle's SHA256SUMS, then loads it; ``backend``: ``torchscript``
         (model.pt) or ``onnx`` (model.onnx through onnxruntime, CPU); ``options``:
-        ``batch_size``, ``chunk_seconds``, ``chunk_overlap``."""
+        ``batch_size``, ``chunk_seconds``, ``chunk_overlap``, ``test_copies``."""
         if backend not in BACKENDS:
             raise SerError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         bundle_dir = Path(bundle_dir).resolve()
@@ -480,29 +511,37 @@ class EmotionClassifier:
         self._refuse_audio()
         results: list[Prediction | AudioError | None] = [None] * len(audios)
         feats: list[np.ndarray] = []
-        owners: list[int] = []
+        owners: list[tuple[int, int]] = []  # (input, version: 0 the input, then its copies)
         for i, audio in enumerate(audios):
             try:
-                chunks = self._features(audio, sample_rate, f"<array {i}>")
+                samples, source = self.samples(audio, sample_rate, f"<array {i}>")
+                versions = [samples] + [self._speed_copy(audio, samples, source, f) for f in self.test_copies]
+                chunks = [self._chunk_features(v, source) for v in versions]
             except AudioError as err:
                 results[i] = err
                 continue
-            feats += chunks
-            owners += [i] * len(chunks)
+            for version, version_chunks in enumerate(chunks):
+                feats += version_chunks
+                owners += [(i, version)] * len(version_chunks)
         posteriors = self._posteriors(feats)
-        owners_array = np.array(owners, dtype=np.int64)
-        for i in sorted(set(owners)):
-            mean = posteriors[owners_array == i].mean(axis=0)
+        owners_array = np.array(owners, dtype=np.int64).reshape(-1, 2)
+        for i in sorted({i for i, _ in owners}):
+            # Chunks averaged within each version, then the versions (as stage 6 averages
+            # an utterance's posteriors with its copies').
+            of_input = owners_array[:, 0] == i
+            mean = np.mean([posteriors[of_input & (owners_array[:, 1] == v)].mean(axis=0)
+                            for v in range(1 + len(self.test_copies))], axis=0)
             results[i] = Prediction(self.labels[int(mean.argmax())],
                                     {label: float(p) for label, p in zip(self.labels, mean, strict=True)},
-                                    int((owners_array == i).sum()))
+                                    int((of_input & (owners_array[:, 1] == 0)).sum()), len(self.test_copies))
         return results
 
     def predict_segments(self, audios: Sequence[AudioInput], window: float = SEGMENT_WINDOW,
                          hop: float = SEGMENT_HOP, sample_rate: int | None = None,
                          ) -> list[list[Segment] | AudioError]:
         """Emotion over time: each input cut into ``window``-second windows every ``hop``
-        seconds (:func:`window_starts`), each window classified by itself. One list of
+        seconds (:func:`window_starts`), each window classified by itself (no test-time
+        copies: a window of a copy is other audio than the window). One list of
         segments per input, in order, or the input's AudioError in its place."""
         self._refuse_audio()
         if not (0 < hop and frame_length(self.extractor) <= window):
@@ -544,9 +583,25 @@ class EmotionClassifier:
         """Normalised features of 16 kHz mono samples, as the model reads them."""
         return self.normalizer(extract_features(self.extractor, samples, source))
 
-    def _features(self, audio: AudioInput, sample_rate: int | None, name: str) -> list[np.ndarray]:
-        """Normalised features of each chunk of one input."""
-        samples, source = self.samples(audio, sample_rate, name)
+    def _speed_copy(self, audio: AudioInput, samples: np.ndarray, source: str, factor: str) -> np.ndarray:
+        """16 kHz mono samples of ``audio`` played ``factor`` times as fast, through the same
+        sox command as stage 3's copies: a file or wav.scp entry as it is, an array as
+        16 kHz mono 16-bit audio."""
+        if isinstance(audio, (str, Path)):
+            entry = str(audio) if is_pipe(audio) else wav_scp_entry(audio)
+            return load_audio(speed_perturbed_entry(entry, factor))
+        import soundfile as sf
+
+        with tempfile.TemporaryDirectory(prefix="ser_copy_") as tmp:
+            wav = Path(tmp) / "audio.wav"
+            sf.write(wav, samples, SAMPLE_RATE, subtype="PCM_16")
+            try:
+                return load_audio(speed_perturbed_entry(str(wav), factor))
+            except AudioError as err:
+                raise AudioError(source, f"speed copy at {factor}: {err.reason}") from None
+
+    def _chunk_features(self, samples: np.ndarray, source: str) -> list[np.ndarray]:
+        """Normalised features of each chunk of 16 kHz mono samples."""
         starts = [0]
         if samples.size > self.chunk_samples:
             # Equal chunks; the last one ends with the audio, overlapping its neighbour more.

@@ -60,12 +60,15 @@ fi
 # The feature type's config files are part of the record: a changed default is a new feature;
 # so is the copies' sox command (copies made before sox -R had random dither).
 conf_hash=$(cat "$SER_ROOT"/conf/feats/"$feat".* 2>/dev/null | sha1sum | cut -c1-12)
+perturb_command=""
+[ -n "$speed_perturb" ] && \
+  perturb_command=$(python -c 'from ser.audio import speed_perturbed_entry; print(speed_perturbed_entry("WAV", "F"))')
 settings="stage=make_feats
 feat=$feat
 feat_opts=$feat_opts
 feat_conf=$conf_hash
 speed_perturb=$speed_perturb${speed_perturb:+
-perturb_command=$(python -c 'from ser.bin.perturb_wav_scp import perturbed_entry; print(perturbed_entry("WAV", "F"))')}
+perturb_command=$perturb_command}
 compress=$compress
 data=$(record_id "$data")"
 lock_dir "$dir"

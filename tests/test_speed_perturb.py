@@ -1,5 +1,6 @@
 """Speed-perturbed training copies: Kaldi-style ids and sox pipes, audio of the
-right length, and copies of training utterances only."""
+right length, and copies of training utterances only; test-time copies in stage 6 and
+in the exported bundle."""
 from __future__ import annotations
 
 import json
@@ -11,8 +12,8 @@ import pytest
 import soundfile as sf
 
 from conftest import TINY, run_recipe
-from ser.audio import load_audio
-from ser.bin.perturb_wav_scp import AUTO_FACTORS, factors_tag, perturb_wav_scp, perturbed_entry, split_factors
+from ser.audio import load_audio, speed_perturbed_entry
+from ser.bin.perturb_wav_scp import AUTO_FACTORS, factors_tag, perturb_wav_scp, split_factors
 from ser.train import average_with_copies, load_perturbed
 from ser.cmvn import Normalizer
 from ser.datadir import DataDir
@@ -28,7 +29,7 @@ def test_ids_and_entries_cannot_be_taken_for_originals(tmp_path):
     slow, fast = load_audio(table["sp0.9-spk1-u1"]), load_audio(table["sp1.1-spk1-u1"])
     assert abs(slow.size - 16000 / 0.9) < 200 and abs(fast.size - 16000 / 1.1) < 200
     # An entry that is already a pipe gets sox chained after it.
-    chained = perturbed_entry(f"sox '{wav}' -t wav - |", "1.1")
+    chained = speed_perturbed_entry(f"sox '{wav}' -t wav - |", "1.1")
     assert abs(load_audio(chained).size - 16000 / 1.1) < 200
     # The same copy twice is the same audio (sox's default dither is random).
     assert np.array_equal(slow, load_audio(table["sp0.9-spk1-u1"]))
@@ -104,11 +105,15 @@ def test_test_time_copies_average_each_utterance_with_its_own_copies():
             average_with_copies(["s-a"], posteriors[:1], [bad], copy_posteriors[:1])
 
 
+COPIES = list(TINY)
+COPIES[COPIES.index("--speed-perturb") + 1] = "0.9 1.1"
+COPIES_SYSTEM = "exp/synth/fbank_lstm_cmvn-train_sp0.9_1.1_hidden_size32_num_layers1_batch_size16_epochs2"
+
+
 def test_systems_trained_with_copies_are_scored_with_the_test_utterances_copies(tiny_recipe):
-    opts = list(TINY)
-    opts[opts.index("--speed-perturb") + 1] = "0.9 1.1"
+    opts = COPIES
     out = run_recipe(tiny_recipe, "--stage", "3", "--stop-stage", "6", *opts)
-    system = tiny_recipe / "exp/synth/fbank_lstm_cmvn-train_sp0.9_1.1_hidden_size32_num_layers1_batch_size16_epochs2"
+    system = tiny_recipe / COPIES_SYSTEM
     run = system / "loso/seed1/fold1"
     result = json.loads((run / "results.json").read_text())
     assert result["test_copies"] == ["0.9", "1.1"] and result["num_test_copies"] == 2 * result["num_utts"]
@@ -137,3 +142,47 @@ def test_a_summary_of_runs_scored_partly_with_test_copies_says_so():
     assert summary["test_copies"] == ["0.9", "1.1"] and summary["uar_originals_only"][0] == 0.4
     mixed = summarize_protocol([scored, {**run, "fold": "fold2"}])
     assert mixed["mixed_scoring"] == "1 of 2 runs" and "uar_originals_only" not in mixed
+
+
+def test_the_bundle_of_a_run_with_copies_classifies_as_stage_6_scores(tiny_recipe, tmp_path, capsys, monkeypatch):
+    from ser.bin.infer import main as infer_main
+    from ser.bundle import EmotionClassifier, copy_factors, export_bundle
+    from ser.datadir import read_data_dir
+
+    run_recipe(tiny_recipe, "--stage", "3", "--stop-stage", "6", *COPIES)  # nothing to do after the test above
+    monkeypatch.chdir(tiny_recipe)  # a run's config names its inputs from the recipe's root
+    run = tiny_recipe / COPIES_SYSTEM / "loso/seed1/fold1"
+    bundle = export_bundle(run, tmp_path / "bundle")
+    assert json.loads((bundle / "bundle.json").read_text())["test_copies"] == ["0.9", "1.1"]
+    lines = [line.split("\t") for line in (run / "predictions.tsv").read_text().splitlines()]
+    labels, ids = lines[0][3:], [row[0] for row in lines[1:]]
+    scored = np.array([[float(x) for x in row[3:]] for row in lines[1:]])
+    wavs = read_data_dir(tiny_recipe / "data" / "synth").wav
+
+    def matrix(predictions):
+        return np.array([[p.posteriors[label] for label in labels] for p in predictions])
+
+    classifier = EmotionClassifier.load(bundle)
+    got = classifier.predict_batch([wavs[u] for u in ids])
+    np.testing.assert_allclose(matrix(got), scored, atol=2e-5)  # predictions.tsv: 5 decimals
+    assert {p.num_copies for p in got} == {2}
+    alone = EmotionClassifier.load(bundle, test_copies=[]).predict_batch([wavs[u] for u in ids])
+    assert {p.num_copies for p in alone} == {0} and not np.allclose(matrix(alone), scored, atol=1e-3)
+    # An array is perturbed as 16-bit audio: the same copies as its 16-bit file's.
+    array = classifier.predict(load_audio(wavs[ids[0]]), sample_rate=16000)
+    np.testing.assert_allclose(matrix([array]), matrix(got[:1]), atol=1e-6)
+
+    with pytest.raises(SerError, match="speed factor '3'"):
+        EmotionClassifier.load(bundle, test_copies=["0.9", "3"])
+    with pytest.raises(SerError, match="gone/feats.scp: missing"):
+        copy_factors(run, {"aug_feat_dir": str(tmp_path / "gone")})
+    for option in ("none", "1.1"):
+        with pytest.raises(SystemExit) as exit_info:
+            infer_main(["--model", str(bundle), "--format", "json", "--test-copies", option, wavs[ids[0]]])
+        assert exit_info.value.code == 0
+        line = json.loads(capsys.readouterr().out)
+        expected = EmotionClassifier.load(bundle, test_copies=[] if option == "none" else [option])
+        assert line["posteriors"] == expected.predict(wavs[ids[0]]).posteriors
+    with pytest.raises(SystemExit) as exit_info:
+        infer_main(["--model", str(bundle), "--test-copies", "fast", wavs[ids[0]]])
+    assert exit_info.value.code == 2 and "speed factor 'fast'" in capsys.readouterr().err

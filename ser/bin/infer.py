@@ -16,6 +16,12 @@ emotion and posteriors. --plot DIR also draws a timeline per file, DIR/<id>.png.
 per utterance): what a bundle trained on external features (run.sh --feat external)
 needs, since it cannot compute them; such a bundle given audio says so and exits 2.
 
+A bundle whose model was trained with speed-perturbed copies classifies each file as
+stage 6 scores it: its posteriors averaged with those of its own copies at the same
+factors (sox -R speed, as stage 3 makes them); --test-copies none classifies the file
+alone (faster; the results' "originals" columns), and windows (--segments) and
+--feats-scp always go alone.
+
 --backend onnx runs the bundle's model.onnx with onnxruntime instead of the
 TorchScript model.pt (same posteriors within 1e-4).
 Exit status: 0 every file classified, 1 some failed, 2 usage error."""
@@ -55,6 +61,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda (torchscript backend)")
     p.add_argument("--backend", default="torchscript", choices=BACKENDS,
                    help="torchscript (model.pt) or onnx (model.onnx through onnxruntime)")
+    p.add_argument("--test-copies", default="bundle",
+                   help="speed factors of test-time copies averaged with each file: 'bundle' (those its "
+                        "model was trained with), 'none', or factors, e.g. '0.9 1.1'")
     p.add_argument("--segments", action="store_true", help="one line per window: emotion over time")
     p.add_argument("--window", type=float, default=SEGMENT_WINDOW,
                    help="--segments: window length, seconds (default %(default)s)")
@@ -62,6 +71,13 @@ def get_parser() -> argparse.ArgumentParser:
                    help="--segments: hop between windows, seconds (default %(default)s)")
     p.add_argument("--plot", type=Path, help="--segments: write a timeline picture per file here")
     return p
+
+
+def copies_option(option: str) -> list[str] | None:
+    """--test-copies as EmotionClassifier's ``test_copies``: None for the bundle's factors."""
+    if option == "bundle":
+        return None
+    return [] if option == "none" else option.replace(",", " ").split()
 
 
 def list_inputs(inputs: list[str]) -> list[tuple[str, str]]:
@@ -186,7 +202,7 @@ def main(argv=None) -> None:
             raise SerError(f"--window ({args.window}) and --hop ({args.hop}) must be positive")
         classifier = EmotionClassifier.load(args.model, device=args.device, batch_size=args.batch_size,
                                             chunk_seconds=args.chunk_seconds, chunk_overlap=args.chunk_overlap,
-                                            backend=args.backend)
+                                            backend=args.backend, test_copies=copies_option(args.test_copies))
         if args.feats_scp is not None:
             if args.inputs or args.segments:
                 raise SerError("--feats-scp classifies features; give no audio inputs or --segments with it")

@@ -7,12 +7,11 @@ would differ from run to run, and so would everything trained on it."""
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
 
+from ser.audio import check_speed_factors, speed_perturbed_entry
 from ser.bin import run_tool
 from ser.datadir import read_table, write_table
-from ser.errors import SerError
 
 SP_PREFIX = "sp"
 # run.sh --speed-perturb auto. 0.8 and 1.2 beside 0.9 and 1.1 lifted inner-validation UAR
@@ -37,21 +36,9 @@ def perturbed_id(utt: str, factor: str) -> str:
     return f"{SP_PREFIX}{factor}-{utt}"
 
 
-def perturbed_entry(entry: str, factor: str) -> str:
-    """The wav.scp entry of ``entry`` played ``factor`` times as fast."""
-    if entry.endswith("|"):  # already a pipe: chain sox after it
-        return f"{entry[:-1].rstrip()} | sox -R -t wav - -t wav - speed {factor} |"
-    return f"sox -R {shlex.quote(entry)} -t wav - speed {factor} |"
-
-
 def perturb_wav_scp(wavs: dict[str, str], factors: list[str]) -> dict[str, str]:
-    for factor in factors:
-        try:
-            if not 0.5 <= float(factor) <= 2.0 or float(factor) == 1.0:
-                raise ValueError
-        except ValueError:
-            raise SerError(f"speed factor {factor!r} must be a number in [0.5, 2] other than 1") from None
-    return {perturbed_id(utt, f): perturbed_entry(entry, f) for f in factors for utt, entry in wavs.items()}
+    check_speed_factors(factors)
+    return {perturbed_id(utt, f): speed_perturbed_entry(entry, f) for f in factors for utt, entry in wavs.items()}
 
 
 def get_parser() -> argparse.ArgumentParser:
