@@ -186,3 +186,21 @@ def test_the_bundle_of_a_run_with_copies_classifies_as_stage_6_scores(tiny_recip
     with pytest.raises(SystemExit) as exit_info:
         infer_main(["--model", str(bundle), "--test-copies", "fast", wavs[ids[0]]])
     assert exit_info.value.code == 2 and "speed factor 'fast'" in capsys.readouterr().err
+
+
+def test_training_refuses_copies_whose_feature_stage_did_not_finish(tiny_recipe, tmp_path, capsys, monkeypatch):
+    """An interrupted stage 3 leaves the copies' dir without .done (or feats.scp): stage 5
+    says so before any task starts."""
+    from ser.bin import run_tool
+    from ser.bin.train import main as train_main
+
+    monkeypatch.chdir(tiny_recipe)
+    (tmp_path / "sp").mkdir()
+    (tmp_path / "sp" / "wav.scp").write_text("sp0.9-a sox -R a.wav -t wav - speed 0.9 |\n")
+    with pytest.raises(SystemExit):
+        run_tool(train_main, ["--plan", "--data-dir", "data/synth", "--feat-dir", "data/synth/feats/fbank",
+                              "--folds-dir", "data/synth/folds/loso", "--cmvn", "utt", "--model", "lstm",
+                              "--aug-feat-dir", str(tmp_path / "sp"), "--exp-dir", str(tmp_path / "exp"),
+                              "--task-list", str(tmp_path / "tasks.txt")])
+    assert f"{tmp_path / 'sp'}: the speed copies' features stage is not complete" in capsys.readouterr().err
+    assert not (tmp_path / "tasks.txt").exists()

@@ -94,7 +94,10 @@ def plan(args) -> None:
     from another record, since its results would be handed back as new ones."""
     if args.exp_dir is None or args.task_list is None:
         raise SerError("--plan needs --exp-dir and --task-list")
-    for name, path in (("data", args.data_dir), ("features", args.feat_dir), ("folds", args.folds_dir)):
+    inputs = [("data", args.data_dir), ("features", args.feat_dir), ("folds", args.folds_dir)]
+    if args.aug_feat_dir:
+        inputs.append(("speed copies' features", args.aug_feat_dir))
+    for name, path in inputs:
         if record_id(path) == "none":
             raise SerError(f"{path}: the {name} stage is not complete (no .done)")
     todo, stale = [], []
