@@ -41,10 +41,10 @@ statistics, says so in ``bundle.json`` and warns on load.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 import importlib
 import json
 import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -65,7 +65,7 @@ from ser.config import load_yaml
 from ser.datadir import read_table
 from ser.errors import AudioError, SerError
 from ser.features import FEATURE_TYPES, build_extractor, extract_features, frame_length
-from ser.train import SPEED_PERTURBED, Utterances, bucketed_batches, collate
+from ser.train import Utterances, bucketed_batches, collate, copy_factors
 
 FORMAT = 1
 CHECKSUMS = "SHA256SUMS"
@@ -257,7 +257,7 @@ def verify_checksums(bundle_dir: Path, required: Sequence[str]) -> list[str]:
     return list(listed)
 
 
-def copy_factors(run_dir: Path, run_config: dict) -> list[str]:
+def trained_copy_factors(run_dir: Path, run_config: dict) -> list[str]:
     """The speed factors of the copies a run was trained with (none without copies)."""
     if not run_config.get("aug_feat_dir"):
         return []
@@ -265,10 +265,10 @@ def copy_factors(run_dir: Path, run_config: dict) -> list[str]:
     if not scp.is_file():
         raise SerError(f"{scp}: missing; {run_dir} was trained with these speed-perturbed copies, "
                        "and its bundle classifies with copies at their factors")
-    found = {m.group(1) for m in map(SPEED_PERTURBED.fullmatch, read_table(scp)) if m}
-    if not found:
+    factors = copy_factors(read_table(scp))
+    if not factors:
         raise SerError(f"{scp}: no speed-perturbed copy (sp<factor>-<utt>) in it")
-    return sorted(found, key=float)
+    return factors
 
 
 def is_svm_run(run_dir: Path, run_config: dict) -> bool:
@@ -347,7 +347,7 @@ def export_bundle(run_dir: Path, out_dir: Path, results_dir: Path | None = None)
                      "num_valid": run_config["num_valid"], "train_config": run_config["train_config"],
                      "selected": history["selected"]},
         "cv_results": results,
-        "test_copies": [] if svm else copy_factors(run_dir, run_config),
+        "test_copies": [] if svm else trained_copy_factors(run_dir, run_config),
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__,
     }
     if svm:

@@ -273,6 +273,11 @@ def predict(model: nn.Module, data: Utterances, batch_size: int, device: str) ->
     return posteriors
 
 
+def copy_factors(ids) -> list[str]:
+    """The speed factors of the copies (``sp<factor>-<utt>``) among ``ids``, in order."""
+    return sorted({m.group(1) for m in map(SPEED_PERTURBED.fullmatch, ids) if m}, key=float)
+
+
 def average_with_copies(ids: list[str], posteriors: np.ndarray, copy_ids: list[str],
                         copy_posteriors: np.ndarray) -> np.ndarray:
     """Test-time augmentation: each utterance's posteriors averaged with those of its own

@@ -146,7 +146,7 @@ def test_a_summary_of_runs_scored_partly_with_test_copies_says_so():
 
 def test_the_bundle_of_a_run_with_copies_classifies_as_stage_6_scores(tiny_recipe, tmp_path, capsys, monkeypatch):
     from ser.bin.infer import main as infer_main
-    from ser.bundle import EmotionClassifier, copy_factors, export_bundle
+    from ser.bundle import EmotionClassifier, export_bundle, trained_copy_factors
     from ser.datadir import read_data_dir
 
     run_recipe(tiny_recipe, "--stage", "3", "--stop-stage", "6", *COPIES)  # nothing to do after the test above
@@ -175,7 +175,7 @@ def test_the_bundle_of_a_run_with_copies_classifies_as_stage_6_scores(tiny_recip
     with pytest.raises(SerError, match="speed factor '3'"):
         EmotionClassifier.load(bundle, test_copies=["0.9", "3"])
     with pytest.raises(SerError, match="gone/feats.scp: missing"):
-        copy_factors(run, {"aug_feat_dir": str(tmp_path / "gone")})
+        trained_copy_factors(run, {"aug_feat_dir": str(tmp_path / "gone")})
     for option in ("none", "1.1"):
         with pytest.raises(SystemExit) as exit_info:
             infer_main(["--model", str(bundle), "--format", "json", "--test-copies", option, wavs[ids[0]]])

@@ -34,7 +34,7 @@ from ser.folds import read_fold
 from ser.metrics import confusion_text, plot_confusion, scores
 from ser.model import ATTENTION_VARIANTS, build_model
 from ser.provenance import fold_lists_hash, read_record, record_id
-from ser.train import SPEED_PERTURBED, average_with_copies, load_fold_data, load_perturbed, predict
+from ser.train import average_with_copies, copy_factors, load_fold_data, load_perturbed, predict
 
 
 def check_record(run_dir: Path, cfg: dict, folds_dir: Path) -> dict:
@@ -119,7 +119,7 @@ def score_run(run_dir: Path, folds_dir: Path | None = None) -> dict | None:
                    "train_seconds": round(sum(h["seconds"] for h in history["history"]), 1)})
     if copies_dir is not None:
         alone = scores(test.labels, originals.argmax(-1), labels)
-        result["test_copies"] = sorted({SPEED_PERTURBED.fullmatch(k).group(1) for k in copies.ids}, key=float)
+        result["test_copies"] = copy_factors(copies.ids)
         result["num_test_copies"] = len(copies)
         result["originals_only"] = {k: alone[k] for k in ("uar", "wa", "macro_f1", "per_class_recall", "confusion")}
     tmp = run_dir / "results.json.tmp"
