@@ -41,7 +41,7 @@ SPEED_PERTURBED = re.compile(r"sp(\d+(?:\.\d+)?)-(.+)")  # Kaldi's sp<factor>-<u
 # is exactly what it was before the option existed (no extra random draw either). A
 # record without the option matches one with this value, so that adding an option
 # does not make every trained run stale; any other value does not match.
-NEUTRAL_OPTIONS = {"crop_share": 1.0, "mixup_alpha": 0.0, "speaker_adversary": 0.0}
+NEUTRAL_OPTIONS = {"crop_share": 1.0, "mixup_alpha": 0.0, "speaker_adversary": 0.0, "copy_share": 1.0}
 
 
 def with_neutral_options(then: dict, now: dict) -> dict:
@@ -72,6 +72,7 @@ class TrainConfig:
     feat_masks: int
     feat_mask_width: int
     crop_share: float
+    copy_share: float
     mixup_alpha: float
     speaker_adversary: float
     num_threads: int
@@ -101,6 +102,8 @@ class TrainConfig:
             raise SerError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
         if not 0.0 < config.crop_share <= 1.0:
             raise SerError(f"crop_share must be in (0, 1], got {config.crop_share}")
+        if not 0.0 < config.copy_share <= 1.0:
+            raise SerError(f"copy_share must be in (0, 1], got {config.copy_share}")
         if config.mixup_alpha < 0.0:
             raise SerError(f"mixup_alpha must be >= 0, got {config.mixup_alpha}")
         if config.speaker_adversary < 0.0:
@@ -156,6 +159,34 @@ def pooled_batches(lengths: list[int], batch_size: int, pool: int, rng: random.R
         batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
+
+
+def copies_of_originals(ids: list[str]) -> dict[int, list[int]]:
+    """Index of each original in ``ids`` -> indices of its speed-perturbed copies
+    (``sp<factor>-<utt>`` with ``<utt>`` in ``ids``), in the order of ``ids``."""
+    position = {utt: i for i, utt in enumerate(ids)}
+    copies: dict[int, list[int]] = {}
+    for i, utt in enumerate(ids):
+        match = SPEED_PERTURBED.fullmatch(utt)
+        if match and match.group(2) in position:
+            copies.setdefault(position[match.group(2)], []).append(i)
+    return copies
+
+
+def epoch_examples(ids: list[str], copy_share: float, rng: random.Random | None) -> list[int]:
+    """Indices of ``ids`` trained on in one epoch: every utterance that is not a copy of
+    another in ``ids``, and of each one's speed copies a random round(copy_share * n)
+    (at least 1), drawn again every epoch. Always the same number of examples, so that
+    the schedule's step count is known in advance. copy_share 1: all, no draw."""
+    if copy_share >= 1.0:
+        return list(range(len(ids)))
+    copies = copies_of_originals(ids)
+    taken = {i for members in copies.values() for i in members}
+    chosen = [i for i in range(len(ids)) if i not in taken]
+    for original in sorted(copies):
+        members = copies[original]
+        chosen += rng.sample(members, max(1, round(copy_share * len(members))))
+    return sorted(chosen)
 
 
 def collate(data: Utterances, indices: list[int], device: str,
@@ -388,7 +419,8 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = optimizer_class(parameters, lr=config.lr, weight_decay=config.weight_decay)
     lengths = [f.shape[0] for f in train.feats]
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    epoch_size = len(epoch_examples(train.ids, config.copy_share, random.Random(0)))
+    steps_per_epoch = math.ceil(epoch_size / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     warmup_steps = min(total_steps, round(config.warmup_epochs * steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -420,10 +452,14 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
         model.train()
         total_loss, correct = 0.0, 0
         epoch_seed = config.seed * 100003 + epoch
+        # Its own generator: copy_share 1 leaves the batches exactly as they were before it existed.
+        examples = epoch_examples(train.ids, config.copy_share, random.Random(epoch_seed + 7919))
+        example_lengths = [lengths[i] for i in examples]
         if config.batch_pool > 0:
-            batches = pooled_batches(lengths, config.batch_size, config.batch_pool, random.Random(epoch_seed))
+            batches = pooled_batches(example_lengths, config.batch_size, config.batch_pool, random.Random(epoch_seed))
         else:
-            batches = bucketed_batches(lengths, config.batch_size, random.Random(epoch_seed))
+            batches = bucketed_batches(example_lengths, config.batch_size, random.Random(epoch_seed))
+        batches = [[examples[i] for i in batch] for batch in batches]
         mask_rng = torch.Generator().manual_seed(epoch_seed)
         for step, indices in enumerate(tqdm(batches, desc=f"epoch {epoch}", leave=False, mininterval=10)):
             windows = crop_windows([lengths[i] for i in indices], config.crop_share, mask_rng)
@@ -456,7 +492,7 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
             total_loss += (loss.item() - (speaker_loss.item() if adversary is not None else 0.0)) * len(indices)
             dominant = targets if partner is None or lam >= 0.5 else targets[partner.to(config.device)]
             correct += int((logits.argmax(-1) == dominant).sum())
-        entry = {"epoch": epoch, "train_loss": total_loss / len(train), "train_acc": correct / len(train),
+        entry = {"epoch": epoch, "train_loss": total_loss / len(examples), "train_acc": correct / len(examples),
                  **_evaluate(model, valid, labels, config), "lr": optimizer.param_groups[0]["lr"],
                  "seconds": round(time.time() - start, 2)}
         history.append(entry)

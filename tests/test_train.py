@@ -23,8 +23,8 @@ from conftest import ROOT
 from ser.cmvn import Normalizer
 from ser.datadir import DataDir
 from ser.errors import SerError
-from ser.train import (TrainConfig, Utterances, collate, crop_windows, load_fold_data, lr_factor, mask_batch,
-                       mix_batch, pooled_batches, train_fold)
+from ser.train import (TrainConfig, Utterances, collate, crop_windows, epoch_examples, load_fold_data, lr_factor,
+                       mask_batch, mix_batch, pooled_batches, train_fold)
 
 EPOCHS = 10  # room for the kill to land mid-training on a fast machine
 
@@ -225,11 +225,47 @@ def test_speaker_adversary_needs_speakers(tmp_path):
         train_fold(tmp_path / "b", one, valid, ["a", "b", "c"], model_config, config)
 
 
-@pytest.mark.parametrize("option", ["crop_share=0", "crop_share=1.5", "mixup_alpha=-1", "speaker_adversary=-1"])
+@pytest.mark.parametrize("option", ["crop_share=0", "crop_share=1.5", "copy_share=0", "copy_share=1.2",
+                                    "mixup_alpha=-1", "speaker_adversary=-1"])
 def test_crop_and_mixup_options_are_checked(option):
     key, value = option.split("=")
     with pytest.raises(SerError, match=key):
         TrainConfig.from_dict({key: float(value)})
+
+
+def test_each_epoch_trains_on_every_original_and_a_fresh_share_of_its_copies():
+    ids = ["a", "b", "c"] + [f"sp{f}-{u}" for u in ("a", "b") for f in ("0.8", "0.9", "1.1", "1.2")]
+    ids += ["sp0.9-gone"]  # a copy whose original is not trained on counts as an utterance
+    assert epoch_examples(ids, 1.0, None) == list(range(len(ids)))
+    draws = [epoch_examples(ids, 0.5, random.Random(seed)) for seed in range(20)]
+    for chosen in draws:
+        assert len(chosen) == 4 + 2 + 2 and {0, 1, 2, 11} <= set(chosen)
+        picked = [ids[i] for i in chosen if i not in (0, 1, 2, 11)]
+        assert sorted(p.split("-", 1)[1] for p in picked) == ["a", "a", "b", "b"]
+    assert len({tuple(c) for c in draws}) > 5  # other copies in other epochs
+    assert draws[3] == epoch_examples(ids, 0.5, random.Random(3))
+    assert len(epoch_examples(ids, 0.01, random.Random(0))) == 4 + 1 + 1  # at least one copy each
+
+
+def test_copy_share_trains_on_fewer_examples_per_epoch(tmp_path):
+    train, valid = _toy_utterances(24, 0), _toy_utterances(9, 1)
+    copies = Utterances([f"sp{f}-{u}" for f in ("0.9", "1.1") for u in train.ids],
+                        [x * 1.1 for x in train.feats] * 2, train.labels * 2, train.speakers * 2)
+    config = TrainConfig.from_dict({"epochs": 2, "batch_size": 8, "copy_share": 0.5})
+    model_config = {"variant": "lstm", "hidden_size": 8, "fc_dim": 8}
+    batches = []
+    original = train_module.collate
+
+    def counting(data, indices, *args):
+        batches.append(list(indices))
+        return original(data, indices, *args)
+    try:
+        train_module.collate = counting
+        train_fold(tmp_path / "half", train + copies, valid, ["a", "b", "c"], model_config, config)
+    finally:
+        train_module.collate = original
+    seen = [i for batch in batches[:6] for i in batch]  # epoch 1: 24 originals + 24 copies, 6 batches
+    assert len(seen) == 48 and set(range(24)) <= set(seen) and len(set(seen)) == 48
 
 
 def _data_dir(tmp_path, utts):

@@ -160,7 +160,8 @@ def run(args):
         aug = [j for j, b in enumerate(aug_base) if spk[b] not in valid_spk and args.aug
                and (not args.aug_factors or aug_ids[j].split("-", 1)[0][2:] in args.aug_factors.split())]
         aug_copies = (aug_ids, aug_base, aug_feats)
-        train = Utterances([ids[i] for i in tr] + [f"aug{j}" for j in aug],
+        # The copies keep their sp<factor>-<utt> ids: copy_share draws among them by them.
+        train = Utterances([ids[i] for i in tr] + [aug_ids[j] for j in aug],
                            [norm(feats[i], spk[i]) for i in tr] + [norm(aug_feats[j], spk[aug_base[j]]) for j in aug],
                            [labels[i] for i in tr] + [labels[aug_base[j]] for j in aug],
                            [spk[i] for i in tr] + [spk[aug_base[j]] for j in aug])
