@@ -173,19 +173,24 @@ def copies_of_originals(ids: list[str]) -> dict[int, list[int]]:
     return copies
 
 
-def epoch_examples(ids: list[str], copy_share: float, rng: random.Random | None) -> list[int]:
-    """Indices of ``ids`` trained on in one epoch: every utterance that is not a copy of
-    another in ``ids``, and of each one's speed copies a random round(copy_share * n)
-    (at least 1), drawn again every epoch. Always the same number of examples, so that
-    the schedule's step count is known in advance. copy_share 1: all, no draw."""
+def copies_drawn(num_copies: int, copy_share: float) -> int:
+    """How many of an utterance's ``num_copies`` speed copies an epoch trains on."""
+    return num_copies if copy_share >= 1.0 else max(1, round(copy_share * num_copies))
+
+
+def epoch_examples(num_ids: int, copies: dict[int, list[int]], copy_share: float,
+                   rng: random.Random) -> list[int]:
+    """Indices trained on in one epoch, of ``num_ids`` utterances whose speed copies are
+    ``copies`` (see copies_of_originals): every utterance that is not one of those copies,
+    and of each original's copies a random copies_drawn(n, copy_share), drawn again every
+    epoch. copy_share 1: all of them, with no draw."""
     if copy_share >= 1.0:
-        return list(range(len(ids)))
-    copies = copies_of_originals(ids)
+        return list(range(num_ids))
     taken = {i for members in copies.values() for i in members}
-    chosen = [i for i in range(len(ids)) if i not in taken]
+    chosen = [i for i in range(num_ids) if i not in taken]
     for original in sorted(copies):
         members = copies[original]
-        chosen += rng.sample(members, max(1, round(copy_share * len(members))))
+        chosen += rng.sample(members, copies_drawn(len(members), copy_share))
     return sorted(chosen)
 
 
@@ -419,7 +424,9 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = optimizer_class(parameters, lr=config.lr, weight_decay=config.weight_decay)
     lengths = [f.shape[0] for f in train.feats]
-    epoch_size = len(epoch_examples(train.ids, config.copy_share, random.Random(0)))
+    copies = copies_of_originals(train.ids) if config.copy_share < 1.0 else {}
+    # Always the same number of examples per epoch: the schedule's step count is known in advance.
+    epoch_size = len(train) - sum(len(m) - copies_drawn(len(m), config.copy_share) for m in copies.values())
     steps_per_epoch = math.ceil(epoch_size / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     warmup_steps = min(total_steps, round(config.warmup_epochs * steps_per_epoch))
@@ -453,7 +460,7 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
         total_loss, correct = 0.0, 0
         epoch_seed = config.seed * 100003 + epoch
         # Its own generator: copy_share 1 leaves the batches exactly as they were before it existed.
-        examples = epoch_examples(train.ids, config.copy_share, random.Random(epoch_seed + 7919))
+        examples = epoch_examples(len(train), copies, config.copy_share, random.Random(epoch_seed + 7919))
         example_lengths = [lengths[i] for i in examples]
         if config.batch_pool > 0:
             batches = pooled_batches(example_lengths, config.batch_size, config.batch_pool, random.Random(epoch_seed))

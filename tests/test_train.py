@@ -23,8 +23,8 @@ from conftest import ROOT
 from ser.cmvn import Normalizer
 from ser.datadir import DataDir
 from ser.errors import SerError
-from ser.train import (TrainConfig, Utterances, collate, crop_windows, epoch_examples, load_fold_data, lr_factor,
-                       mask_batch, mix_batch, pooled_batches, train_fold)
+from ser.train import (TrainConfig, Utterances, collate, copies_of_originals, crop_windows, epoch_examples,
+                       load_fold_data, lr_factor, mask_batch, mix_batch, pooled_batches, train_fold)
 
 EPOCHS = 10  # room for the kill to land mid-training on a fast machine
 
@@ -236,34 +236,32 @@ def test_crop_and_mixup_options_are_checked(option):
 def test_each_epoch_trains_on_every_original_and_a_fresh_share_of_its_copies():
     ids = ["a", "b", "c"] + [f"sp{f}-{u}" for u in ("a", "b") for f in ("0.8", "0.9", "1.1", "1.2")]
     ids += ["sp0.9-gone"]  # a copy whose original is not trained on counts as an utterance
-    assert epoch_examples(ids, 1.0, None) == list(range(len(ids)))
-    draws = [epoch_examples(ids, 0.5, random.Random(seed)) for seed in range(20)]
+    copies = copies_of_originals(ids)
+    assert copies == {0: [3, 4, 5, 6], 1: [7, 8, 9, 10]}
+    assert epoch_examples(len(ids), copies, 1.0, random.Random(0)) == list(range(len(ids)))
+    draws = [epoch_examples(len(ids), copies, 0.5, random.Random(seed)) for seed in range(20)]
     for chosen in draws:
         assert len(chosen) == 4 + 2 + 2 and {0, 1, 2, 11} <= set(chosen)
         picked = [ids[i] for i in chosen if i not in (0, 1, 2, 11)]
         assert sorted(p.split("-", 1)[1] for p in picked) == ["a", "a", "b", "b"]
     assert len({tuple(c) for c in draws}) > 5  # other copies in other epochs
-    assert draws[3] == epoch_examples(ids, 0.5, random.Random(3))
-    assert len(epoch_examples(ids, 0.01, random.Random(0))) == 4 + 1 + 1  # at least one copy each
+    assert draws[3] == epoch_examples(len(ids), copies, 0.5, random.Random(3))
+    assert len(epoch_examples(len(ids), copies, 0.01, random.Random(0))) == 4 + 1 + 1  # at least one each
 
 
-def test_copy_share_trains_on_fewer_examples_per_epoch(tmp_path):
+def test_copy_share_trains_on_fewer_examples_per_epoch(tmp_path, monkeypatch):
     train, valid = _toy_utterances(24, 0), _toy_utterances(9, 1)
     copies = Utterances([f"sp{f}-{u}" for f in ("0.9", "1.1") for u in train.ids],
                         [x * 1.1 for x in train.feats] * 2, train.labels * 2, train.speakers * 2)
     config = TrainConfig.from_dict({"epochs": 2, "batch_size": 8, "copy_share": 0.5})
-    model_config = {"variant": "lstm", "hidden_size": 8, "fc_dim": 8}
-    batches = []
-    original = train_module.collate
+    batches, collate_batch = [], train_module.collate
 
     def counting(data, indices, *args):
         batches.append(list(indices))
-        return original(data, indices, *args)
-    try:
-        train_module.collate = counting
-        train_fold(tmp_path / "half", train + copies, valid, ["a", "b", "c"], model_config, config)
-    finally:
-        train_module.collate = original
+        return collate_batch(data, indices, *args)
+    monkeypatch.setattr(train_module, "collate", counting)
+    train_fold(tmp_path / "half", train + copies, valid, ["a", "b", "c"],
+               {"variant": "lstm", "hidden_size": 8, "fc_dim": 8}, config)
     seen = [i for batch in batches[:6] for i in batch]  # epoch 1: 24 originals + 24 copies, 6 batches
     assert len(seen) == 48 and set(range(24)) <= set(seen) and len(set(seen)) == 48
 
