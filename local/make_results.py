@@ -100,6 +100,18 @@ def measure_row(corpus: str, folds: str, system: str, system_dir: Path, command:
     }
 
 
+def write_row(path: Path, row: dict) -> None:
+    """Writes a row unless the file holds the same one, made earlier: only new measurements
+    change a row's file (and its time of writing)."""
+    text = json.dumps(row, indent=1) + "\n"
+    if path.is_file():
+        then = json.loads(path.read_text())
+        if {k: v for k, v in then.items() if k != "written"} == \
+                {k: v for k, v in json.loads(text).items() if k != "written"}:
+            return
+    path.write_text(text)
+
+
 def _pct(pair) -> str:
     return f"{100 * pair[0]:.2f} ± {100 * pair[1]:.2f}"
 
@@ -207,8 +219,7 @@ def main(argv=None) -> None:
                        f"<{corpus.upper()}> --protocol {protocol}{num_folds} --feat {feat} --model {system} "
                        f"--seeds \"1 2 3\"{sp_opt}")
             for row in measure_rows(corpus, folds, key, system_dir, command):
-                (args.results_dir / f"{corpus}_{folds}_{row['system']}.json").write_text(
-                    json.dumps(row, indent=1) + "\n")
+                write_row(args.results_dir / f"{corpus}_{folds}_{row['system']}.json", row)
     order = {s: i for i, s in enumerate(args.systems.split())}
     rows = [json.loads(p.read_text()) for p in sorted(args.results_dir.glob("*.json"))]
     rows.sort(key=lambda r: (r["corpus"], r["folds"], order.get(base_system(r["system"]), 99), r["system"]))

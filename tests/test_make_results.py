@@ -108,3 +108,17 @@ def test_runs_scored_partly_with_test_copies_are_refused(tmp_path):
     fake_system(exp, "lld93_lstm_tf_at_sp0.8_0.9_1.1_1.2", {("fold2", 1): 0.45})
     out = make_results(exp, tmp_path)
     assert out.returncode != 0 and "1 of 2 runs were scored with test-time copies" in out.stderr
+
+
+def test_a_row_collected_again_unchanged_keeps_its_file(tmp_path):
+    exp = tmp_path / "exp"
+    fake_system(exp, "compare_functionals_svm", {("fold1", 1): 0.40})
+    assert make_results(exp, tmp_path, "--speed-perturb", "none").returncode == 0
+    row = tmp_path / "rows" / "casia_loso_svm.json"
+    row.write_text(row.read_text().replace(json.loads(row.read_text())["written"], "2000-01-01 00:00"))
+    assert make_results(exp, tmp_path, "--speed-perturb", "none").returncode == 0
+    assert json.loads(row.read_text())["written"] == "2000-01-01 00:00"  # nothing new: untouched
+    fake_system(exp, "compare_functionals_svm", {("fold1", 2): 0.50})  # a new seed: a new row
+    assert make_results(exp, tmp_path, "--speed-perturb", "none").returncode == 0
+    assert json.loads(row.read_text())["written"] != "2000-01-01 00:00"
+    assert json.loads(row.read_text())["num_runs"] == 2
