@@ -36,12 +36,14 @@ DEFAULTS_FILE = Path(__file__).resolve().parents[1] / "conf" / "train.yaml"
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("constant", "cosine")
 SELECTIONS = ("uar", "loss", "average")
+CLASS_WEIGHTS = ("none", "balanced")
 SPEED_PERTURBED = re.compile(r"sp(\d+(?:\.\d+)?)-(.+)")  # Kaldi's sp<factor>-<utt>
 # Options added after runs were first recorded, each with the value at which training
 # is exactly what it was before the option existed (no extra random draw either). A
 # record without the option matches one with this value, so that adding an option
 # does not make every trained run stale; any other value does not match.
-NEUTRAL_OPTIONS = {"crop_share": 1.0, "mixup_alpha": 0.0, "speaker_adversary": 0.0, "copy_share": 1.0}
+NEUTRAL_OPTIONS = {"crop_share": 1.0, "mixup_alpha": 0.0, "speaker_adversary": 0.0, "copy_share": 1.0,
+                   "class_weight": "none"}
 
 
 def with_neutral_options(then: dict, now: dict) -> dict:
@@ -67,6 +69,7 @@ class TrainConfig:
     average_epochs: int
     grad_clip: float
     label_smoothing: float
+    class_weight: str
     time_masks: int
     time_mask_width: int
     feat_masks: int
@@ -91,7 +94,8 @@ class TrainConfig:
         if missing:
             raise SerError(f"{defaults}: no default for training option(s) {sorted(missing)}")
         config = cls(**{k: v for k, v in {**base, **options}.items() if k in known})
-        for name, allowed in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS), ("select", SELECTIONS)):
+        for name, allowed in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS), ("select", SELECTIONS),
+                              ("class_weight", CLASS_WEIGHTS)):
             if getattr(config, name) not in allowed:
                 raise SerError(f"{name} {getattr(config, name)!r} is not supported ({', '.join(allowed)})")
         if config.batch_size < 1 or config.epochs < 1:
@@ -171,6 +175,19 @@ def copies_of_originals(ids: list[str]) -> dict[int, list[int]]:
         if match and match.group(2) in position:
             copies.setdefault(position[match.group(2)], []).append(i)
     return copies
+
+
+def class_weights(labels: list[int], num_classes: int, mode: str) -> torch.Tensor | None:
+    """Loss weights per emotion. ``balanced`` is scikit-learn's, as the svm baseline uses: n / (k
+    * count) over the k emotions of the training part, so that each emotion weighs alike in the
+    loss as it does in UAR; an emotion absent from training gets 0. ``none``: no weights."""
+    if mode == "none":
+        return None
+    from sklearn.utils.class_weight import compute_class_weight
+    present = np.unique(labels)
+    weights = np.zeros(num_classes)
+    weights[present] = compute_class_weight("balanced", classes=present, y=np.asarray(labels))
+    return torch.tensor(weights, dtype=torch.float32)
 
 
 def copies_drawn(num_copies: int, copy_share: float) -> int:
@@ -432,7 +449,9 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
     warmup_steps = min(total_steps, round(config.warmup_epochs * steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total_steps, warmup_steps, config.scheduler))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    weight = class_weights(train.labels, len(labels), config.class_weight)
+    loss_fn = nn.CrossEntropyLoss(weight=None if weight is None else weight.to(config.device),
+                                  label_smoothing=config.label_smoothing)
     history: list[dict] = []
     best: dict | None = None
     recent: list[dict] = []  # weights of the last average_epochs epochs (select=average)

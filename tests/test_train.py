@@ -23,7 +23,8 @@ from conftest import ROOT
 from ser.cmvn import Normalizer
 from ser.datadir import DataDir
 from ser.errors import SerError
-from ser.train import (TrainConfig, Utterances, collate, copies_of_originals, crop_windows, epoch_examples,
+from ser.train import (TrainConfig, Utterances, class_weights, collate, copies_of_originals, crop_windows,
+                       epoch_examples,
                        load_fold_data, lr_factor, mask_batch, mix_batch, pooled_batches, train_fold)
 
 EPOCHS = 10  # room for the kill to land mid-training on a fast machine
@@ -231,6 +232,32 @@ def test_crop_and_mixup_options_are_checked(option):
     key, value = option.split("=")
     with pytest.raises(SerError, match=key):
         TrainConfig.from_dict({key: float(value)})
+
+
+def test_balanced_class_weights_are_the_svms_and_refuse_other_modes():
+    torch.testing.assert_close(class_weights([0, 0, 0, 1, 2, 2], 4, "balanced"),
+                               torch.tensor([2 / 3, 2.0, 1.0, 0.0]))  # 6 / (3 * count); absent: 0
+    torch.testing.assert_close(class_weights([0, 1, 2] * 4, 3, "balanced"), torch.ones(3))
+    assert class_weights([0, 0, 1], 2, "none") is None
+    with pytest.raises(SerError, match="class_weight"):
+        TrainConfig.from_dict({"class_weight": "inverse"})
+
+
+def test_balanced_weights_change_training_only_where_the_emotions_are_unbalanced(tmp_path):
+    def trained(train, mode):
+        out = tmp_path / f"{len(train)}_{mode}"
+        train_fold(out, train, _toy_utterances(9, 1), ["a", "b", "c"], {"variant": "lstm", "hidden_size": 8,
+                   "fc_dim": 8}, TrainConfig.from_dict({"epochs": 2, "batch_size": 8, "class_weight": mode}))
+        return weights(out)
+
+    balanced = _toy_utterances(24, 0)
+    for name, value in trained(balanced, "none").items():
+        torch.testing.assert_close(trained(balanced, "balanced")[name], value, rtol=0, atol=0)
+    keep = [i for i, label in enumerate(balanced.labels) if label != 2 or i < 6]  # two of eight 2s
+    unbalanced = Utterances([balanced.ids[i] for i in keep], [balanced.feats[i] for i in keep],
+                            [balanced.labels[i] for i in keep], [balanced.speakers[i] for i in keep])
+    plain, weighted = trained(unbalanced, "none"), trained(unbalanced, "balanced")
+    assert any(not torch.equal(plain[name], weighted[name]) for name in plain)
 
 
 def test_each_epoch_trains_on_every_original_and_a_fresh_share_of_its_copies():
