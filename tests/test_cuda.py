@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, toy_utterances
 from ser.model import MODEL_VARIANTS, build_model, load_model_config
 from ser.train import TrainConfig, Utterances, predict, train_fold
 
@@ -57,16 +57,9 @@ def test_each_variant_computes_the_same_on_cuda_as_on_the_cpu(variant):
         torch.testing.assert_close(p_cuda.grad.cpu(), p_cpu.grad, rtol=1e-3, atol=1e-5, msg=name)
 
 
-def _toy(n, seed, prefix="u"):
-    rng = np.random.default_rng(seed)
-    labels = [i % 3 for i in range(n)]
-    feats = [(rng.normal(size=(int(rng.integers(8, 40)), 6)) + label).astype(np.float32) for label in labels]
-    return Utterances([f"{prefix}{i}" for i in range(n)], feats, labels, [f"spk{i % 4}" for i in range(n)])
-
-
 @pytest.mark.parametrize("variant", ["lstm_tf_at", "gru"])
 def test_training_with_every_option_runs_on_cuda_and_the_model_loads_on_the_cpu(tmp_path, variant):
-    train, valid = _toy(48, 0), _toy(12, 1)
+    train, valid = toy_utterances(48, 0), toy_utterances(12, 1)
     copies = Utterances([f"sp{f}-{u}" for f in ("0.9", "1.1") for u in train.ids],
                         [x * 1.05 for x in train.feats] * 2, train.labels * 2, train.speakers * 2)
     config = TrainConfig.from_dict({"epochs": 3, "batch_size": 8, "batch_pool": 2, "warmup_epochs": 1,
@@ -76,9 +69,9 @@ def test_training_with_every_option_runs_on_cuda_and_the_model_loads_on_the_cpu(
     chosen = train_fold(tmp_path, train + copies, valid, ["a", "b", "c"], model_config, config)
     assert 0.0 <= chosen["valid_uar"] <= 1.0
     best = torch.load(tmp_path / "best.pt", map_location="cpu", weights_only=False)
-    on_cpu = build_model(6, 3, **model_config)
+    on_cpu = build_model(4, 3, **model_config)
     on_cpu.load_state_dict(best["model"])
-    on_cuda = build_model(6, 3, **model_config).cuda()
+    on_cuda = build_model(4, 3, **model_config).cuda()
     on_cuda.load_state_dict(best["model"])
     np.testing.assert_allclose(predict(on_cuda.eval(), valid, 8, "cuda"), predict(on_cpu.eval(), valid, 8, "cpu"),
                                rtol=1e-4, atol=1e-5)

@@ -19,7 +19,7 @@ import torch
 import yaml
 
 import ser.train as train_module
-from conftest import ROOT
+from conftest import ROOT, toy_utterances
 from ser.cmvn import Normalizer
 from ser.datadir import DataDir
 from ser.errors import SerError
@@ -216,7 +216,7 @@ def test_speaker_adversary_reverses_the_gradient_into_the_model_only():
 
 def test_speaker_adversary_needs_speakers(tmp_path):
     config = TrainConfig.from_dict({"epochs": 1, "batch_size": 8, "speaker_adversary": 1.0})
-    train, valid = _toy_utterances(12, 0), _toy_utterances(6, 1)
+    train, valid = toy_utterances(12, 0), toy_utterances(6, 1)
     model_config = {"variant": "lstm", "hidden_size": 8, "fc_dim": 8}
     with pytest.raises(SerError, match="speakers"):
         train_fold(tmp_path / "a", Utterances(train.ids, train.feats, train.labels), valid, ["a", "b", "c"],
@@ -246,11 +246,11 @@ def test_balanced_class_weights_are_the_svms_and_refuse_other_modes():
 def test_balanced_weights_change_training_only_where_the_emotions_are_unbalanced(tmp_path):
     def trained(train, mode):
         out = tmp_path / f"{len(train)}_{mode}"
-        train_fold(out, train, _toy_utterances(9, 1), ["a", "b", "c"], {"variant": "lstm", "hidden_size": 8,
+        train_fold(out, train, toy_utterances(9, 1), ["a", "b", "c"], {"variant": "lstm", "hidden_size": 8,
                    "fc_dim": 8}, TrainConfig.from_dict({"epochs": 2, "batch_size": 8, "class_weight": mode}))
         return weights(out)
 
-    balanced = _toy_utterances(24, 0)
+    balanced = toy_utterances(24, 0)
     for name, value in trained(balanced, "none").items():
         torch.testing.assert_close(trained(balanced, "balanced")[name], value, rtol=0, atol=0)
     keep = [i for i, label in enumerate(balanced.labels) if label != 2 or i < 6]  # two of eight 2s
@@ -277,7 +277,7 @@ def test_each_epoch_trains_on_every_original_and_a_fresh_share_of_its_copies():
 
 
 def test_copy_share_trains_on_fewer_examples_per_epoch(tmp_path, monkeypatch):
-    train, valid = _toy_utterances(24, 0), _toy_utterances(9, 1)
+    train, valid = toy_utterances(24, 0), toy_utterances(9, 1)
     copies = Utterances([f"sp{f}-{u}" for f in ("0.9", "1.1") for u in train.ids],
                         [x * 1.1 for x in train.feats] * 2, train.labels * 2, train.speakers * 2)
     config = TrainConfig.from_dict({"epochs": 2, "batch_size": 8, "copy_share": 0.5})
@@ -325,18 +325,11 @@ def test_speed_perturbed_copies_of_training_utterances_only(tmp_path):
         load_fold_data(data, tmp_path, ["a-sad-2"], norm, perturbed_scp=empty)
 
 
-def _toy_utterances(n, seed):
-    rng = np.random.default_rng(seed)
-    labels = [i % 3 for i in range(n)]
-    feats = [(rng.normal(size=(int(rng.integers(6, 30)), 4)) + label).astype(np.float32) for label in labels]
-    return Utterances([f"u{i}" for i in range(n)], feats, labels, [f"spk{i % 4}" for i in range(n)])
-
-
 @pytest.mark.parametrize("select", ["average", "uar"])
 def test_interrupted_training_resumes_to_the_same_model(tmp_path, monkeypatch, select):
     """Scheduler, masks, crops, mixup, the speaker adversary, dropout and the averaged
     epochs all survive a resumption."""
-    train, valid = _toy_utterances(40, 0), _toy_utterances(12, 1)
+    train, valid = toy_utterances(40, 0), toy_utterances(12, 1)
     model_config = {"variant": "lstm_tf_at", "hidden_size": 8, "fc_dim": 8, "frame_stack": 2,
                     "rnn_dropout": 0.2, "input_dropout": 0.1}
     config = TrainConfig.from_dict({"epochs": 5, "batch_size": 8, "batch_pool": 2, "select": select,
