@@ -102,6 +102,7 @@ abs_dir=$(realpath "$dir")  # feats.scp holds absolute ark paths, as in Kaldi
 compress_opt=""
 $compress && compress_opt=--compress
 log "computing $feat features for $(wc -l < "$wav_scp") utterances in $nj jobs"
+keep_job_logs "$dir/log" make_feats
 $cmd JOB=1:"$nj" "$dir/log/make_feats.JOB.log" \
   python -m ser.bin.compute_feats --feat "$feat" --feat-opts "$feat_opts" \
     --wav-scp "$dir/split/wav.JOB.scp" --out "$abs_dir/split/raw.JOB" $compress_opt

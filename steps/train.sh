@@ -41,8 +41,14 @@ lock_dir "$dir"
 verify=()
 $verify_only && verify=(--verify)
 ntasks=$(python -m ser.bin.train --plan "${verify[@]}" "${opts[@]}" --seeds "$seeds" \
-  --exp-dir "$dir" --task-list "$dir/tasks.txt")
-if [ "$ntasks" -eq 0 ]; then log "all runs in $dir are complete with these settings; skipping"; exit 0; fi
+  --exp-dir "$dir" --task-list "$dir/tasks.txt.next")
+if [ "$ntasks" -eq 0 ]; then
+  rm -f "$dir/tasks.txt.next"
+  log "all runs in $dir are complete with these settings; skipping"
+  exit 0
+fi
+keep_job_logs "$dir/log" train "$dir/tasks.txt"
+mv "$dir/tasks.txt.next" "$dir/tasks.txt"
 
 log "training $ntasks run(s) of $model (tasks: $dir/tasks.txt)"
 $cmd JOB=1:"$ntasks" "$dir/log/train.JOB.log" \

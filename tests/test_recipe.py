@@ -4,6 +4,7 @@ results and reports exist, and a second run does no work again."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -85,6 +86,27 @@ def test_second_run_does_no_work(tiny_recipe):
                     "cmvn/loso is complete", "are complete with these settings; skipping"):
         assert skipped in out.stderr
     assert "| **mean ± std** |" in out.stdout
+    assert not [d for d in (tiny_recipe / EXP / "log").iterdir() if d.is_dir() and d.name.startswith("train.")]
+
+
+def test_a_resumed_training_keeps_the_earlier_calls_job_logs(tiny_recipe, tmp_path):
+    recipe = tmp_path / "recipe"
+    shutil.copytree(tiny_recipe, recipe, symlinks=True)
+    exp = recipe / EXP
+    first_logs = {p.name: p.read_text() for p in (exp / "log").glob("train.*.log")}
+    first_tasks = (exp / "tasks.txt").read_text()
+    assert len(first_logs) == 3
+    shutil.rmtree(exp / "seed1" / "fold2")
+    run_recipe(recipe, "--stage", "5", "--stop-stage", "5", *TINY)
+    kept = [d for d in (exp / "log").iterdir() if d.is_dir() and d.name.startswith("train.")]
+    assert len(kept) == 1
+    assert {p.name: p.read_text() for p in kept[0].glob("train.*.log")} == first_logs
+    assert (kept[0] / "tasks.txt").read_text() == first_tasks
+    # The new call's task 1 is the one run it had to train, and its log says so.
+    assert (exp / "tasks.txt").read_text().split()[:2] == ["fold2", "1"]
+    assert "fold2" in (exp / "log" / "train.1.log").read_text()
+    assert not (exp / "log" / "train.2.log").exists()
+    assert (exp / "seed1" / "fold2" / "best.pt").is_file()
 
 
 def test_bad_options_and_missing_corpus_are_clear(tmp_path):

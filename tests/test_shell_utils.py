@@ -91,3 +91,31 @@ def test_run_pl_rejects_bad_usage(tmp_path):
     assert run_pl("--bogus", "1", "log", "true", cwd=tmp_path).returncode != 0
     out = run_pl("JOB=1:2", "log/no-job-in-name.log", "true", cwd=tmp_path)
     assert out.returncode != 0 and "must contain JOB" in out.stderr
+
+
+def keep_job_logs(log_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", f'. {ROOT}/utils/lib.sh && keep_job_logs "$@"', "_", str(log_dir), *args],
+                          capture_output=True, text=True, check=True)
+
+
+def test_keep_job_logs_moves_an_earlier_calls_logs_aside(tmp_path):
+    log_dir = tmp_path / "log"
+    log_dir.mkdir()
+    for name, text in [("train.1.log", "first call, job 1"), ("train.2.log", "first call, job 2"),
+                       ("train.log", "not an array log"), ("score.1.log", "another array")]:
+        (log_dir / name).write_text(text)
+    (tmp_path / "tasks.txt").write_text("fold1 1 exp/seed1/fold1\nfold2 1 exp/seed1/fold2\n")
+    keep_job_logs(log_dir, "train", str(tmp_path / "tasks.txt"), str(tmp_path / "absent.txt"))
+    kept = [d for d in log_dir.iterdir() if d.is_dir()]
+    assert len(kept) == 1 and kept[0].name.startswith("train.")
+    assert sorted(p.name for p in kept[0].iterdir()) == ["tasks.txt", "train.1.log", "train.2.log"]
+    assert (kept[0] / "train.2.log").read_text() == "first call, job 2"
+    assert (tmp_path / "tasks.txt").exists()  # copied: the caller replaces it
+    assert sorted(p.name for p in log_dir.iterdir() if p.is_file()) == ["score.1.log", "train.log"]
+    # A second call in the same second gets its own dir; with nothing to keep, nothing happens.
+    (log_dir / "train.1.log").write_text("second call, job 1")
+    keep_job_logs(log_dir, "train")
+    keep_job_logs(log_dir, "train")
+    kept = sorted(d for d in log_dir.iterdir() if d.is_dir())
+    assert len(kept) == 2
+    assert {(d / "train.1.log").read_text() for d in kept} == {"first call, job 1", "second call, job 1"}
