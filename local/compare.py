@@ -67,7 +67,9 @@ def main(argv=None) -> None:
     for fold, seeds, a, b in result["folds"]:
         print(f"| {fold} | {' '.join(map(str, seeds))} | {100 * a:.2f} | {100 * b:.2f} | {100 * (a - b):+.2f} |")
     test = result["test"]
-    print(f"\nmean A − B = {100 * test['mean_diff']:+.2f} points over {test['n']} paired folds; "
+    low, high = test["ci95"]
+    print(f"\nmean A − B = {100 * test['mean_diff']:+.2f} points over {test['n']} paired folds "
+          f"(95 % CI {100 * low:+.2f} to {100 * high:+.2f}); "
           f"t = {test['t']:.3f}, left-tailed p (A < B) = {test['p_less']:.4f}, "
           f"two-sided p = {test['p_two_sided']:.4f}")
 

@@ -163,18 +163,21 @@ def render(rows: list[dict]) -> str:
             name = ref["system"]
             lines += ["", f"Paired tests of {name} against each system, over folds (UAR, seeds "
                       "averaged within each fold first; t-test on the per-fold differences):", "",
-                      f"| {name} − system | folds | mean diff (points) | t | p two-sided | p ({name} > system) |",
-                      "|---|---|---|---|---|---|"]
+                      f"| {name} − system | folds | mean diff (points) | 95 % CI (points) | t | p two-sided "
+                      f"| p ({name} > system) |",
+                      "|---|---|---|---|---|---|---|"]
             for r in group:
                 if r is ref:
                     continue
                 try:
                     test = compare_runs(_runs_of(ref), _runs_of(r), "uar")["test"]
                 except Exception as err:  # too few common folds
-                    lines.append(f"| {r['system']} | – | {err} | | | |")
+                    lines.append(f"| {r['system']} | – | {err} | | | | |")
                     continue
                 p_greater = 1 - test["p_less"]
-                lines.append(f"| {r['system']} | {test['n']} | {100 * test['mean_diff']:+.2f} | {test['t']:.3f} | "
+                low, high = test["ci95"]
+                lines.append(f"| {r['system']} | {test['n']} | {100 * test['mean_diff']:+.2f} | "
+                             f"{100 * low:+.1f} to {100 * high:+.1f} | {test['t']:.3f} | "
                              f"{test['p_two_sided']:.4f} | {p_greater:.4f} |")
         lines += ["", "Commands:", ""]
         lines += [f"- {r['system']}: `{r['command']}`" for r in group]

@@ -46,7 +46,7 @@ def test_rows_pairing_and_persistence(tmp_path):
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| svm | x | train | 3 × 3 | 40.00 ± 0.00 |" in text
     assert "3 × 2 (**fewer than 3 seeds**)" in text
-    assert "| svm | 3 | +10.00 |" in text  # paired over 3 folds, not 6 runs
+    assert "| svm | 3 | +10.00 | -2.4 to +22.4 |" in text  # paired over 3 folds, not 6 runs
     assert "--model lstm_tf_at" in text and "| abc |" in text
     # Rows stay once measured, also when exp/ is gone.
     import shutil

@@ -48,6 +48,11 @@ def test_paired_test_is_left_tailed():
     assert result["n"] == 4 and result["mean_diff"] == pytest.approx(-0.0925)
     assert result["p_less"] < 0.01 < result["p_two_sided"] * 10
     assert paired_test(better, worse)["p_less"] > 0.99
+    # mean ± t(0.975, n - 1) · sd / sqrt(n), by hand: t(0.975, 3) = 3.182446
+    diff = np.subtract(worse, better)
+    half = 3.182446 * diff.std(ddof=1) / np.sqrt(4)
+    assert result["ci95"] == pytest.approx((diff.mean() - half, diff.mean() + half), abs=1e-6)
+    assert paired_test([0.5, 0.6], [0.4, 0.5])["ci95"] == pytest.approx((0.1, 0.1))
     with pytest.raises(ValueError):
         paired_test([0.5], [0.6])
 

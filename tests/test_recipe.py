@@ -147,7 +147,7 @@ def test_compare_two_systems(tiny_recipe):
     run_recipe(tiny_recipe, "--stage", "5", *opts, "--exp-tag", "small")
     out = subprocess.run([sys.executable, "local/compare.py", SMALL_SYSTEM, TINY_SYSTEM], cwd=tiny_recipe, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert "| fold3 | 1 |" in out.stdout and "left-tailed p (A < B)" in out.stdout
+    assert "| fold3 | 1 |" in out.stdout and "left-tailed p (A < B)" in out.stdout and "(95 % CI " in out.stdout
     corpus_table = (tiny_recipe / "exp" / "synth" / "RESULTS.md").read_text()
     assert f"{SMALL_SYSTEM.split('/')[-1]} | loso" in corpus_table
     assert f"{SYSTEM_NAME} | loso" in corpus_table
