@@ -26,7 +26,8 @@ SOURCES = [("results_device_splits.jsonl", "H200 GPU, 16 runs sharing it"),
            ("results_cpu17.jsonl.splits", "session 10: CPU here, 2 runs at once beside 2 recipe training jobs"),
            ("results_cpu18.jsonl.splits", "session 10: CPU here, 2 runs at once beside 2 recipe training jobs"),
            ("results_cpu19.jsonl.splits", "session 11: CPU here, 2 runs at once"),
-           ("results_cpu20.jsonl.splits", "session 12: CPU here, 2 runs at once beside 2 recipe training jobs")]
+           ("results_cpu20.jsonl.splits", "session 12: CPU here, 2 runs at once beside 2 recipe training jobs"),
+           ("results_cpu21.jsonl.splits", "session 13: CPU here, 2 runs at once")]
 
 
 def main():
