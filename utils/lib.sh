@@ -51,15 +51,14 @@ lock_dir() {
 # logs, and copies of the files that say what their numbers were (a task list),
 # move to <log-dir>/<name>.<time>/ instead of being overwritten.
 keep_job_logs() {
-  local logdir=$1 name=$2 old dest
+  local logdir=$1 name=$2 old f n=1
   shift 2
   old=$(find "$logdir" -maxdepth 1 -type f -name "$name.*.log" 2>/dev/null | sort)
   [ -n "$old" ] || return 0
-  dest=$logdir/$name.$(date +%Y%m%d-%H%M%S)
-  local base=$dest n=1
+  local base=$logdir/$name.$(date +%Y%m%d-%H%M%S)
+  local dest=$base
   while [ -e "$dest" ]; do dest=$base.$n; n=$((n + 1)); done
   mkdir -p "$dest"
-  local f
   while IFS= read -r f; do mv "$f" "$dest/"; done <<< "$old"
   for f in "$@"; do if [ -f "$f" ]; then cp -p "$f" "$dest/"; fi; done
   log "the earlier call's logs are kept in $dest"
