@@ -119,3 +119,27 @@ def test_keep_job_logs_moves_an_earlier_calls_logs_aside(tmp_path):
     kept = sorted(d for d in log_dir.iterdir() if d.is_dir())
     assert len(kept) == 2
     assert {(d / "train.1.log").read_text() for d in kept} == {"first call, job 1", "second call, job 1"}
+
+
+def test_keep_job_logs_keeps_the_schedulers_output_of_each_task(tmp_path):
+    # slurm.pl and queue.pl write q/<name>.<n>.out beside the logs; it holds what a task
+    # printed before it could log (a kill by the scheduler, a missing module).
+    log_dir = tmp_path / "log"
+    (log_dir / "q").mkdir(parents=True)
+    (log_dir / "train.1.log").write_text("first call, job 1")
+    (log_dir / "q" / "train.1.out").write_text("slurmstepd: task 1 killed: out of memory")
+    (log_dir / "q" / "train.sh").write_text("the job script")
+    (log_dir / "q" / "make_feats.1.out").write_text("another array")
+    keep_job_logs(log_dir, "train")
+    kept = [d for d in log_dir.iterdir() if d.is_dir() and d.name != "q"]
+    assert len(kept) == 1
+    assert (kept[0] / "train.1.log").read_text() == "first call, job 1"
+    assert (kept[0] / "q" / "train.1.out").read_text() == "slurmstepd: task 1 killed: out of memory"
+    assert sorted(p.name for p in (log_dir / "q").iterdir()) == ["make_feats.1.out", "train.sh"]
+    # A task killed before it wrote its log leaves only the scheduler's output: kept too.
+    (log_dir / "q" / "train.2.out").write_text("killed before it could log")
+    keep_job_logs(log_dir, "train")
+    kept = sorted(d for d in log_dir.iterdir() if d.is_dir() and d.name != "q")
+    assert len(kept) == 2
+    assert [p.name for p in (kept[1] / "q").iterdir()] == ["train.2.out"]
+    assert not list(kept[1].glob("*.log"))

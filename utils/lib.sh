@@ -48,18 +48,25 @@ lock_dir() {
 
 # keep_job_logs <log-dir> <name> [file ...]: a job array numbers its logs
 # <name>.1.log ... afresh on every call, so before a new call the earlier call's
-# logs, and copies of the files that say what their numbers were (a task list),
-# move to <log-dir>/<name>.<time>/ instead of being overwritten.
+# logs, the scheduler's own output of its tasks (q/<name>.<n>.out, which holds what a
+# task printed before it could log, e.g. why it was killed), and copies of the files
+# that say what their numbers were (a task list) move to <log-dir>/<name>.<time>/
+# instead of being overwritten.
 keep_job_logs() {
-  local logdir=$1 name=$2 old f n=1
+  local logdir=$1 name=$2 old q_out f n=1
   shift 2
   old=$(find "$logdir" -maxdepth 1 -type f -name "$name.*.log" 2>/dev/null | sort)
-  [ -n "$old" ] || return 0
+  q_out=$(find "$logdir/q" -maxdepth 1 -type f -name "$name.*.out" 2>/dev/null | sort)
+  [ -n "$old$q_out" ] || return 0
   local base=$logdir/$name.$(date +%Y%m%d-%H%M%S)
   local dest=$base
   while [ -e "$dest" ]; do dest=$base.$n; n=$((n + 1)); done
   mkdir -p "$dest"
-  while IFS= read -r f; do mv "$f" "$dest/"; done <<< "$old"
+  if [ -n "$old" ]; then while IFS= read -r f; do mv "$f" "$dest/"; done <<< "$old"; fi
+  if [ -n "$q_out" ]; then
+    mkdir -p "$dest/q"
+    while IFS= read -r f; do mv "$f" "$dest/q/"; done <<< "$q_out"
+  fi
   for f in "$@"; do if [ -f "$f" ]; then cp -p "$f" "$dest/"; fi; done
   log "the earlier call's logs are kept in $dest"
 }
