@@ -94,7 +94,9 @@ def test_run_pl_rejects_bad_usage(tmp_path):
 
 
 def keep_job_logs(log_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", f'. {ROOT}/utils/lib.sh && keep_job_logs "$@"', "_", str(log_dir), *args],
+    # Under the steps' shell options: a failing pipe would end the script there.
+    return subprocess.run(["bash", "-c", f'set -euo pipefail; . {ROOT}/utils/lib.sh && keep_job_logs "$@"; echo done',
+                           "_", str(log_dir), *args],
                           capture_output=True, text=True, check=True)
 
 
@@ -132,6 +134,11 @@ def test_keep_job_logs_keeps_the_schedulers_output_of_each_task(tmp_path):
     (log_dir / "q" / "make_feats.1.out").write_text("another array")
     keep_job_logs(log_dir, "train")
     kept = [d for d in log_dir.iterdir() if d.is_dir() and d.name != "q"]
+    # Under run.pl there is no q/, and with nothing to keep, or no log dir at all, nothing happens.
+    for empty in (tmp_path / "run_pl_log", tmp_path / "absent"):
+        (tmp_path / "run_pl_log").mkdir(exist_ok=True)
+        assert keep_job_logs(empty, "train").stdout.endswith("done\n")
+    assert not (tmp_path / "absent").exists()
     assert len(kept) == 1
     assert (kept[0] / "train.1.log").read_text() == "first call, job 1"
     assert (kept[0] / "q" / "train.1.out").read_text() == "slurmstepd: task 1 killed: out of memory"

@@ -55,8 +55,9 @@ lock_dir() {
 keep_job_logs() {
   local logdir=$1 name=$2 old q_out f n=1
   shift 2
-  old=$(find "$logdir" -maxdepth 1 -type f -name "$name.*.log" 2>/dev/null | sort)
-  q_out=$(find "$logdir/q" -maxdepth 1 -type f -name "$name.*.out" 2>/dev/null | sort)
+  # || true: under pipefail, find fails where the dir does not exist yet (q/ under run.pl)
+  old=$(find "$logdir" -maxdepth 1 -type f -name "$name.*.log" 2>/dev/null | sort || true)
+  q_out=$(find "$logdir/q" -maxdepth 1 -type f -name "$name.*.out" 2>/dev/null | sort || true)
   [ -n "$old$q_out" ] || return 0
   local base=$logdir/$name.$(date +%Y%m%d-%H%M%S)
   local dest=$base
