@@ -177,6 +177,10 @@ def test_slurm_failed_training_reruns_only_that_fold(slurm, slurm_recipe, tiny_r
     result = run_recipe(slurm_recipe, "--stage", "5", "--stop-stage", "6", *TINY, "--gpu", "1", env=env)
     assert "training 1 run(s)" in result.stderr
     assert "--gres=gpu:1 -p gpu" in (exp.parent / "log/q/train.sh").read_text()
+    # The failed call's log and Slurm's output of its task were kept, not overwritten.
+    failed_call = [d for d in (exp.parent / "log").glob("train.*") if d.is_dir()
+                   and "fold2.npz: normalisation statistics not found" in (d / "train.1.log").read_text()]
+    assert len(failed_call) == 1 and (failed_call[0] / "q/train.1.out").is_file()
     assert {fold: (exp / fold / "best.pt").stat().st_mtime_ns for fold in mtimes} == mtimes
     assert results(slurm_recipe) == results(tiny_recipe)
 
