@@ -108,6 +108,9 @@ if [ -n "$test_corpus" ]; then
   fi
 fi
 [ -n "$protocol" ] || protocol=$(python -m ser.bin.recipe_info default-protocol "$corpus")
+# A misspelt setting stops here, before any stage has run or computed features.
+python -m ser.bin.recipe_info check --feat "$feat" --model "$model" --baseline "$baseline" --cmvn "$cmvn" \
+  --protocol "$protocol"
 if [ "$feat" = external ] && [ -z "$feats_scp" ]; then
   echo "$0: --feat external needs --feats-scp PATH (a Kaldi feats.scp)" >&2; exit 1
 fi

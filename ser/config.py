@@ -8,6 +8,8 @@ import yaml
 
 from ser.errors import SerError
 
+CONF_ROOT = Path(__file__).resolve().parents[1] / "conf"  # the recipe's conf/
+
 
 def load_yaml(path: Path | str) -> dict:
     path = Path(path)

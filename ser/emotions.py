@@ -15,10 +15,10 @@ import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ser.config import load_yaml
+from ser.config import CONF_ROOT, load_yaml
 from ser.errors import SerError
 
-VOCABULARY_FILE = Path(__file__).resolve().parents[1] / "conf" / "emotions.yaml"
+VOCABULARY_FILE = CONF_ROOT / "emotions.yaml"
 
 
 def load_vocabulary(path: Path | str | None = None) -> dict:

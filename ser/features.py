@@ -10,24 +10,30 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from lhotse import Fbank, FbankConfig, Mfcc, MfccConfig
-from lhotse.features.base import FeatureExtractor
 
 from ser.audio import SAMPLE_RATE
-from ser.config import load_yaml
+from ser.config import CONF_ROOT, load_yaml
 from ser.errors import AudioError, SerError
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "feats"
+CONF_DIR = CONF_ROOT / "feats"
 
 
+if TYPE_CHECKING:
+    from lhotse.features.base import FeatureExtractor
+
+
+# lhotse is imported by the factories, not here: run.sh checks its --feat against
+# FEATURE_TYPES on every call, and importing lhotse takes seconds.
 def _fbank(**options) -> FeatureExtractor:
+    from lhotse import Fbank, FbankConfig
     return Fbank(FbankConfig(**options))
 
 
 def _mfcc(**options) -> FeatureExtractor:
+    from lhotse import Mfcc, MfccConfig
     return Mfcc(MfccConfig(**options))
 
 

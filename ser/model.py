@@ -41,10 +41,11 @@ import yaml
 from torch import Tensor, nn
 
 from ser.attention_lstm import AttentionGateLSTM
+from ser.config import CONF_ROOT
 
 MODEL_VARIANTS = ("lstm", "lstm_t", "lstm_f", "lstm_at", "lstm_tf", "lstm_tf_at", "gru")
 ATTENTION_VARIANTS = ("lstm_t", "lstm_f", "lstm_tf", "lstm_tf_at")  # time and/or feature attention
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "model"
+CONF_DIR = CONF_ROOT / "model"
 
 # variant -> (encoder cell, time attention, feature attention)
 _VARIANT_LAYOUT = {

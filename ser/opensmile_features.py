@@ -22,9 +22,10 @@ from lhotse.features.opensmile import OpenSmileConfig, OpenSmileExtractor
 from lhotse.utils import Seconds
 
 from ser.audio import SAMPLE_RATE
+from ser.config import CONF_ROOT
 from ser.errors import SerError
 
-LLD93_CONF = Path(__file__).resolve().parents[1] / "conf" / "feats" / "lld93.conf"
+LLD93_CONF = CONF_ROOT / "feats" / "lld93.conf"
 # opensmile scales samples by 32768 and casts them to int16, so +1.0 would wrap to -32768.
 _MAX_SAMPLE = 32767 / 32768
 

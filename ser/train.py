@@ -26,13 +26,13 @@ from torch import nn
 from tqdm import tqdm
 
 from ser.cmvn import Normalizer
-from ser.config import load_yaml
+from ser.config import CONF_ROOT, load_yaml
 from ser.datadir import DataDir, read_table
 from ser.errors import SerError
 from ser.metrics import scores
 from ser.model import build_model
 
-DEFAULTS_FILE = Path(__file__).resolve().parents[1] / "conf" / "train.yaml"
+DEFAULTS_FILE = CONF_ROOT / "train.yaml"
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("constant", "cosine")
 SELECTIONS = ("uar", "loss", "average")

@@ -14,6 +14,7 @@ from lhotse import load_manifest
 
 from conftest import SVM, TINY, TINY_SYSTEM, copy_recipe, run_recipe
 from ser.datadir import read_table, validate_data_dir
+from ser.features import FEATURE_TYPES
 
 EXP = f"{TINY_SYSTEM}/loso"
 SYSTEM_NAME = TINY_SYSTEM.split("/")[-1]
@@ -126,6 +127,19 @@ def test_bad_options_and_missing_corpus_are_clear(tmp_path):
     assert "--all-args" not in help_text and "--cmvn-default" not in help_text
     out = run_recipe(recipe, "--stage", "1", "--cmvn-default", "train", check=False)
     assert out.returncode != 0 and "unknown option --cmvn-default" in out.stderr
+    # A misspelt setting stops the run before stage 1, naming every bad one and what is known.
+    out = run_recipe(recipe, "--stage", "1", "--feat", "lld39", "--model", "lstm_ft_at", "--baseline", "svn",
+                     "--cmvn", "utterance", "--protocol", "loo", check=False)
+    assert out.returncode == 1
+    for message in ("--feat 'lld39' is not a feature type; known: fbank, mfcc, lld93",
+                    "--model 'lstm_ft_at' has no config", "--baseline 'svn' has no config",
+                    "known: gru, lstm, lstm_at, lstm_f, lstm_t, lstm_tf, lstm_tf_at, svm",
+                    "--cmvn 'utterance' is not a normalisation mode; known: train, speaker, corpus, utt, none",
+                    "--protocol 'loo' is not a protocol; known: loso"):
+        assert message in out.stderr
+    assert "Stage 1" not in out.stderr and not (recipe / "data" / "synth").exists()
+    out = run_recipe(recipe, "--stage", "3", "--feat", "lld39", "--baseline", "", check=False)
+    assert out.returncode == 1 and out.stderr.strip().endswith("known: " + ", ".join(FEATURE_TYPES) + ", external")
 
 
 @pytest.mark.real_data

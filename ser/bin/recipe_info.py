@@ -7,6 +7,8 @@
   recipe_info.py speed-factors auto|"F ..."   the speed factors (auto: the recipe's default)
   recipe_info.py speed-tag auto|"F ..."       their dir-name suffix, e.g. sp0.9_1.1 ('' for none)
   recipe_info.py corpus-digest DIR [--cache FILE]  hash of a corpus's files (paths, sizes, contents)
+  recipe_info.py check --feat F --model M [--baseline B] --cmvn C [--protocol P]
+                                           exits with one message naming every unknown setting
 """
 from __future__ import annotations
 
@@ -14,20 +16,48 @@ import argparse
 
 from ser.bin import run_tool
 from ser.bin.perturb_wav_scp import factors_tag, split_factors
+from ser.config import CONF_ROOT
 from ser.corpora import get_corpus
 from ser.emotions import mapping_tag
+from ser.errors import SerError
 from ser.provenance import corpus_digest, options_tag
+
+
+def check_settings(feat: str, model: str, cmvn: str, protocol: str = "", baseline: str = "") -> None:
+    """Raises SerError naming every unknown setting, so that a typo stops the recipe
+    before stage 1 instead of failing (or computing features) several stages later."""
+    from ser.cmvn import CMVN_MODES  # here, not at the top: the other questions need none of these
+    from ser.features import FEATURE_TYPES
+    from ser.folds import PROTOCOLS
+    model_dir = CONF_ROOT / "model"  # as ser.model reads it, without importing torch
+    models = sorted(p.stem for p in model_dir.glob("*.yaml"))
+    problems = []
+    if feat not in (*FEATURE_TYPES, "external"):
+        problems.append(f"--feat {feat!r} is not a feature type; known: {', '.join((*FEATURE_TYPES, 'external'))}")
+    for option, name in (("--model", model), ("--baseline", baseline)):
+        if name and name not in models:
+            problems.append(f"{option} {name!r} has no config {model_dir}/{name}.yaml; known: {', '.join(models)}")
+    if cmvn not in CMVN_MODES:
+        problems.append(f"--cmvn {cmvn!r} is not a normalisation mode; known: {', '.join(CMVN_MODES)}")
+    if protocol and protocol not in PROTOCOLS:
+        problems.append(f"--protocol {protocol!r} is not a protocol; known: {', '.join(PROTOCOLS)}")
+    if problems:
+        raise SerError("; ".join(problems))
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=("default-protocol", "tag", "emotion-map", "speed-factors", "speed-tag",
-                                      "corpus-digest"))
-    p.add_argument("value")
+                                      "corpus-digest", "check"))
+    p.add_argument("value", nargs="?", default="")
     p.add_argument("--variants", default="", help="emotion-map: '<corpus>:<variant> ...'")
     p.add_argument("--cache", help="corpus-digest: the file that keeps each file's hash between calls")
+    for option in ("feat", "model", "baseline", "cmvn", "protocol"):
+        p.add_argument(f"--{option}", default="", help=f"check: run.sh's --{option}")
     args = p.parse_args(argv)
-    if args.what == "default-protocol":
+    if args.what == "check":
+        check_settings(args.feat, args.model, args.cmvn, args.protocol, args.baseline)
+    elif args.what == "default-protocol":
         print(get_corpus(args.value).default_protocol)
     elif args.what == "emotion-map":
         print(mapping_tag(args.value, args.variants.split()))
