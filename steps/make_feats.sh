@@ -27,6 +27,7 @@ e.g.: $0 --nj 4 --feat lld93 data/casia data/casia/feats/lld93"
 if [ $# -ne 2 ] || [ -z "$feat" ]; then echo "$help_message" >&2; exit 1; fi
 data=$1
 dir=$2
+python -m ser.bin.recipe_info check --feat "$feat"
 [ -f "$data/.done" ] || { echo "$0: $data is not prepared (no .done); run the corpus stage" >&2; exit 1; }
 if [ "$feat" = external ]; then
   [ -n "$feats_scp" ] || { echo "$0: --feat external needs --feats-scp PATH" >&2; exit 1; }

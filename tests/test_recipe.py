@@ -140,6 +140,10 @@ def test_bad_options_and_missing_corpus_are_clear(tmp_path):
     assert "Stage 1" not in out.stderr and not (recipe / "data" / "synth").exists()
     out = run_recipe(recipe, "--stage", "3", "--feat", "lld39", "--baseline", "", check=False)
     assert out.returncode == 1 and out.stderr.strip().endswith("known: " + ", ".join(FEATURE_TYPES) + ", external")
+    # The steps check it too when called by themselves.
+    out = subprocess.run(["steps/make_feats.sh", "--feat", "lld39", "data/synth", "data/synth/feats/lld39"],
+                         cwd=recipe, capture_output=True, text=True)
+    assert out.returncode == 1 and "--feat 'lld39' is not a feature type" in out.stderr
 
 
 @pytest.mark.real_data

@@ -7,7 +7,7 @@
   recipe_info.py speed-factors auto|"F ..."   the speed factors (auto: the recipe's default)
   recipe_info.py speed-tag auto|"F ..."       their dir-name suffix, e.g. sp0.9_1.1 ('' for none)
   recipe_info.py corpus-digest DIR [--cache FILE]  hash of a corpus's files (paths, sizes, contents)
-  recipe_info.py check --feat F --model M [--baseline B] --cmvn C [--protocol P]
+  recipe_info.py check [--feat F] [--model M] [--baseline B] [--cmvn C] [--protocol P]
                                            exits with one message naming every unknown setting
 """
 from __future__ import annotations
@@ -23,21 +23,21 @@ from ser.errors import SerError
 from ser.provenance import corpus_digest, options_tag
 
 
-def check_settings(feat: str, model: str, cmvn: str, protocol: str = "", baseline: str = "") -> None:
-    """Raises SerError naming every unknown setting, so that a typo stops the recipe
-    before stage 1 instead of failing (or computing features) several stages later."""
+def check_settings(feat: str = "", model: str = "", cmvn: str = "", protocol: str = "", baseline: str = "") -> None:
+    """Raises SerError naming every unknown setting ('' is not checked), so that a typo
+    stops the recipe before stage 1 instead of failing (or computing features) stages later."""
     from ser.cmvn import CMVN_MODES  # here, not at the top: the other questions need none of these
     from ser.features import FEATURE_TYPES
     from ser.folds import PROTOCOLS
     model_dir = CONF_ROOT / "model"  # as ser.model reads it, without importing torch
     models = sorted(p.stem for p in model_dir.glob("*.yaml"))
     problems = []
-    if feat not in (*FEATURE_TYPES, "external"):
+    if feat and feat not in (*FEATURE_TYPES, "external"):
         problems.append(f"--feat {feat!r} is not a feature type; known: {', '.join((*FEATURE_TYPES, 'external'))}")
     for option, name in (("--model", model), ("--baseline", baseline)):
         if name and name not in models:
             problems.append(f"{option} {name!r} has no config {model_dir}/{name}.yaml; known: {', '.join(models)}")
-    if cmvn not in CMVN_MODES:
+    if cmvn and cmvn not in CMVN_MODES:
         problems.append(f"--cmvn {cmvn!r} is not a normalisation mode; known: {', '.join(CMVN_MODES)}")
     if protocol and protocol not in PROTOCOLS:
         problems.append(f"--protocol {protocol!r} is not a protocol; known: {', '.join(PROTOCOLS)}")
