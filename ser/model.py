@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from ser.attention_lstm import AttentionGateLSTM
 from ser.config import CONF_ROOT
+from ser.errors import SerError
 
 MODEL_VARIANTS = ("lstm", "lstm_t", "lstm_f", "lstm_at", "lstm_tf", "lstm_tf_at", "gru")
 ATTENTION_VARIANTS = ("lstm_t", "lstm_f", "lstm_tf", "lstm_tf_at")  # time and/or feature attention
@@ -291,9 +292,9 @@ def load_model_config(name: str) -> Dict[str, Any]:
     """Reads conf/model/<name>.yaml (or the YAML file ``name``) into a plain dict."""
     path = Path(name) if name.endswith((".yaml", ".yml")) else CONF_DIR / f"{name}.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"no model config {path}; variants: {', '.join(MODEL_VARIANTS)}")
+        raise SerError(f"no model config {path}; variants: {', '.join(MODEL_VARIANTS)}")
     with open(path, encoding="utf-8") as stream:
         config = yaml.safe_load(stream)
     if not isinstance(config, dict) or "variant" not in config:
-        raise ValueError(f"{path}: expected a mapping with a 'variant' key")
+        raise SerError(f"{path}: expected a mapping with a 'variant' key")
     return config

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ser.attention_lstm import AttentionGateLSTMLayer, AttentionGateRecurrence, attention_gate_scan
+from ser.errors import SerError
 from ser.model import MODEL_VARIANTS, build_model, load_model_config
 
 SMALL = dict(hidden_size=12, num_layers=2, fc_dim=8)
@@ -206,7 +207,7 @@ def test_bad_configs_raise():
         build_model(93, 6, variant="lstm", frame_stack=0)
     with pytest.raises(ValueError, match="rnn_dropout"):
         build_model(93, 6, variant="gru", rnn_dropout=1.0)
-    with pytest.raises(FileNotFoundError, match="variants"):
+    with pytest.raises(SerError, match="variants"):
         load_model_config("no_such_variant")
 
 

@@ -159,6 +159,23 @@ def test_casia_preparation_and_features(casia_dir, tmp_path):
 SMALL_SYSTEM = "exp/synth/fbank_lstm_cmvn-train_hidden_size16_num_layers1_batch_size16_epochs2_small"
 
 
+@pytest.mark.parametrize("model, model_opts, message", [
+    ("lstm", "hidden_size=0", "hidden_size must be a positive integer, got 0"),
+    ("lstm", "gate_size=8", "gate_size applies to the LSTM-AT variants, not 'lstm'"),
+    ("lstm_tf_at", "bogus_key=1", "unknown option 'bogus_key'; lstm_tf_at takes hidden_size"),
+    ("svm", "c_grid=-1", "svm c_grid value -1 is not a positive number"),
+])
+def test_bad_model_options_stop_the_training_stage_before_any_task(tiny_recipe, tmp_path, model, model_opts,
+                                                                      message):
+    recipe = copy_recipe(tmp_path / "recipe")  # stages 1-4 of the tiny run, not its exp/
+    shutil.copytree(tiny_recipe / "data", recipe / "data")
+    out = run_recipe(recipe, "--stage", "5", "--stop-stage", "5", *TINY, "--model", model,
+                     "--model-opts", model_opts, check=False)
+    assert out.returncode == 1 and message in out.stderr
+    assert "Traceback" not in out.stderr and "training " not in out.stderr  # no task was submitted
+    assert not list(recipe.glob("exp/synth/*/loso/log/train.*.log"))
+
+
 def test_compare_two_systems(tiny_recipe):
     opts = list(TINY)
     opts[opts.index("--model-opts") + 1] = "hidden_size=16 num_layers=1"

@@ -24,7 +24,7 @@ from ser.config import load_yaml, parse_key_values
 from ser.datadir import read_data_dir
 from ser.errors import SerError
 from ser.folds import list_folds, read_fold
-from ser.model import load_model_config
+from ser.model import build_model, load_model_config
 from ser.provenance import (code_version, differences, dump_record, fold_lists_hash, read_record,
                             record_id)
 from ser.train import TrainConfig, load_fold_data, train_fold, with_neutral_options
@@ -89,11 +89,25 @@ def same_record(then: dict | None, now: dict) -> bool:
     return {**then, "train_config": with_neutral_options(then["train_config"], now["train_config"])} == now
 
 
+def check_model_config(model_config: dict) -> None:
+    """A bad model option is a SerError here, before any task is submitted, not a
+    traceback in every task's log."""
+    if model_config.get("variant") == "svm":
+        from ser.svm import check_config
+        check_config(model_config)
+        return
+    try:  # the input and output sizes are the data's; any will do to check the options
+        build_model(input_dim=1, num_classes=2, **model_config)
+    except (TypeError, ValueError) as err:
+        raise SerError(f"model options {model_config}: {err}") from None
+
+
 def plan(args) -> None:
     """Writes the runs still to train to --task-list; fails on a complete run made
     from another record, since its results would be handed back as new ones."""
     if args.exp_dir is None or args.task_list is None:
         raise SerError("--plan needs --exp-dir and --task-list")
+    check_model_config({**load_model_config(args.model), **parse_key_values(args.model_opts)})
     inputs = [("data", args.data_dir), ("features", args.feat_dir), ("folds", args.folds_dir)]
     if args.aug_feat_dir:
         inputs.append(("speed copies' features", args.aug_feat_dir))
