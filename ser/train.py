@@ -94,6 +94,20 @@ class TrainConfig:
         if missing:
             raise SerError(f"{defaults}: no default for training option(s) {sorted(missing)}")
         config = cls(**{k: v for k, v in {**base, **options}.items() if k in known})
+        for field in fields(cls):  # a value of the wrong type would fail only inside the tasks
+            value, kind = getattr(config, field.name), field.type
+            ok = (isinstance(value, str) if kind == "str" else
+                  not isinstance(value, bool) and isinstance(value, int if kind == "int" else (int, float)))
+            if not ok:
+                raise SerError(f"training option {field.name}={value!r} is not {'an' if kind == 'int' else 'a'} {kind}")
+        if not config.lr > 0:
+            raise SerError(f"lr must be positive, got {config.lr}")
+        for name in ("weight_decay", "warmup_epochs", "batch_pool", "grad_clip", "time_masks", "time_mask_width",
+                     "feat_masks", "feat_mask_width"):
+            if getattr(config, name) < 0:
+                raise SerError(f"{name} must be >= 0, got {getattr(config, name)}")
+        if config.patience < 1 or config.num_threads < 1:
+            raise SerError(f"patience and num_threads must be positive, got {config.patience}, {config.num_threads}")
         for name, allowed in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS), ("select", SELECTIONS),
                               ("class_weight", CLASS_WEIGHTS)):
             if getattr(config, name) not in allowed:

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -100,6 +101,14 @@ def test_training_defaults_live_in_conf_train_yaml_only(tmp_path):
         TrainConfig.from_dict({"optimizer": "sgd"})
     with pytest.raises(SerError, match="average_epochs"):
         TrainConfig.from_dict({"select": "average", "average_epochs": 0})
+    # Values of the wrong type or out of range are caught here, not inside the training tasks.
+    for options, message in [({"lr": "abc"}, "lr='abc' is not a float"), ({"lr": 0}, "lr must be positive"),
+                             ({"epochs": 2.5}, "epochs=2.5 is not an int"), ({"seed": True}, "seed=True is not an int"),
+                             ({"device": 1}, "device=1 is not a str"), ({"time_masks": -1}, "time_masks must be >= 0"),
+                             ({"num_threads": 0}, "num_threads must be positive")]:
+        with pytest.raises(SerError, match=re.escape(message)):
+            TrainConfig.from_dict(options)
+    assert TrainConfig.from_dict({"lr": 1, "warmup_epochs": 0.5}).lr == 1  # an int is a float too
     partial = tmp_path / "train.yaml"
     partial.write_text("lr: 1.0e-3\n")
     with pytest.raises(SerError, match="no default for training option"):
