@@ -114,6 +114,9 @@ python -m ser.bin.recipe_info check --feat "$feat" --model "$model" --baseline "
 if [ "$feat" = external ] && [ -z "$feats_scp" ]; then
   echo "$0: --feat external needs --feats-scp PATH (a Kaldi feats.scp)" >&2; exit 1
 fi
+for f in $feats_scp; do
+  [ -f "$f" ] || { echo "$0: --feats-scp $f: no such file" >&2; exit 1; }
+done
 # The svm's features are one vector per utterance, which per-utterance normalisation would
 # zero: it uses the training part's statistics (then its own StandardScaler, fitted there too).
 if [ "$model" = svm ] && [ "$cmvn" = utt ]; then cmvn=train; fi

@@ -140,6 +140,11 @@ def test_bad_options_and_missing_corpus_are_clear(tmp_path):
     assert "Stage 1" not in out.stderr and not (recipe / "data" / "synth").exists()
     out = run_recipe(recipe, "--stage", "3", "--feat", "lld39", "--baseline", "", check=False)
     assert out.returncode == 1 and out.stderr.strip().endswith("known: " + ", ".join(FEATURE_TYPES) + ", external")
+    out = run_recipe(recipe, "--stage", "1", "--feat", "external", check=False)
+    assert out.returncode == 1 and "--feat external needs --feats-scp PATH" in out.stderr
+    out = run_recipe(recipe, "--stage", "1", "--feat", "external", "--feats-scp", str(tmp_path / "no/feats.scp"),
+                     check=False)
+    assert out.returncode == 1 and f"--feats-scp {tmp_path / 'no/feats.scp'}: no such file" in out.stderr
     # The steps check it too when called by themselves.
     out = subprocess.run(["steps/make_feats.sh", "--feat", "lld39", "data/synth", "data/synth/feats/lld39"],
                          cwd=recipe, capture_output=True, text=True)
