@@ -74,6 +74,11 @@ auto_speed_factors=""  # the factors of --speed-perturb auto where a corpus conf
 . ./utils/parse_options.sh
 
 if [ $# -ne 0 ]; then echo "$0: unexpected argument(s): $*; see $0 --help" >&2; exit 1; fi
+for v in stage stop_stage nj; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$0: --${v//_/-} ${!v}: expected a whole number" >&2; exit 1; }
+done
+[[ $num_folds =~ ^[0-9]*$ ]] || { echo "$0: --num-folds $num_folds: expected a whole number" >&2; exit 1; }
+[ "$nj" -ge 1 ] || { echo "$0: --nj 0: at least one job is needed" >&2; exit 1; }
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log "Stage 0: environment (tools/install.sh)"
@@ -110,7 +115,7 @@ fi
 [ -n "$protocol" ] || protocol=$(python -m ser.bin.recipe_info default-protocol "$corpus")
 # A misspelt setting stops here, before any stage has run or computed features.
 python -m ser.bin.recipe_info check --feat "$feat" --model "$model" --baseline "$baseline" --cmvn "$cmvn" \
-  --protocol "$protocol"
+  --protocol "$protocol" --seeds "$seeds"
 if [ "$feat" = external ] && [ -z "$feats_scp" ]; then
   echo "$0: --feat external needs --feats-scp PATH (a Kaldi feats.scp)" >&2; exit 1
 fi

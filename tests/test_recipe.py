@@ -140,6 +140,13 @@ def test_bad_options_and_missing_corpus_are_clear(tmp_path):
     assert "Stage 1" not in out.stderr and not (recipe / "data" / "synth").exists()
     out = run_recipe(recipe, "--stage", "3", "--feat", "lld39", "--baseline", "", check=False)
     assert out.returncode == 1 and out.stderr.strip().endswith("known: " + ", ".join(FEATURE_TYPES) + ", external")
+    for options, message in [(("--stage", "abc"), "--stage abc: expected a whole number"),
+                             (("--stop-stage", "-1"), "--stop-stage -1: expected a whole number"),
+                             (("--nj", "0"), "--nj 0: at least one job is needed"),
+                             (("--num-folds", "x"), "--num-folds x: expected a whole number"),
+                             (("--seeds", "1,2"), "--seeds '1,2': expected whole numbers separated by spaces")]:
+        out = run_recipe(recipe, *options, check=False)
+        assert out.returncode == 1 and message in out.stderr and "Stage 1" not in out.stderr, options
     out = run_recipe(recipe, "--stage", "1", "--feat", "external", check=False)
     assert out.returncode == 1 and "--feat external needs --feats-scp PATH" in out.stderr
     out = run_recipe(recipe, "--stage", "1", "--feat", "external", "--feats-scp", str(tmp_path / "no/feats.scp"),

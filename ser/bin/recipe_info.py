@@ -7,7 +7,7 @@
   recipe_info.py speed-factors auto|"F ..."   the speed factors (auto: the recipe's default)
   recipe_info.py speed-tag auto|"F ..."       their dir-name suffix, e.g. sp0.9_1.1 ('' for none)
   recipe_info.py corpus-digest DIR [--cache FILE]  hash of a corpus's files (paths, sizes, contents)
-  recipe_info.py check [--feat F] [--model M] [--baseline B] [--cmvn C] [--protocol P]
+  recipe_info.py check [--feat F] [--model M] [--baseline B] [--cmvn C] [--protocol P] [--seeds "S ..."]
                                            exits with one message naming every unknown setting
 """
 from __future__ import annotations
@@ -23,7 +23,8 @@ from ser.errors import SerError
 from ser.provenance import corpus_digest, options_tag
 
 
-def check_settings(feat: str = "", model: str = "", cmvn: str = "", protocol: str = "", baseline: str = "") -> None:
+def check_settings(feat: str = "", model: str = "", cmvn: str = "", protocol: str = "", baseline: str = "",
+                   seeds: str = "") -> None:
     """Raises SerError naming every unknown setting ('' is not checked), so that a typo
     stops the recipe before stage 1 instead of failing (or computing features) stages later."""
     from ser.cmvn import CMVN_MODES  # here, not at the top: the other questions need none of these
@@ -41,6 +42,8 @@ def check_settings(feat: str = "", model: str = "", cmvn: str = "", protocol: st
         problems.append(f"--cmvn {cmvn!r} is not a normalisation mode; known: {', '.join(CMVN_MODES)}")
     if protocol and protocol not in PROTOCOLS:
         problems.append(f"--protocol {protocol!r} is not a protocol; known: {', '.join(PROTOCOLS)}")
+    if seeds and not all(s.isdigit() for s in seeds.split()):
+        problems.append(f"--seeds {seeds!r}: expected whole numbers separated by spaces, e.g. '1 2 3'")
     if problems:
         raise SerError("; ".join(problems))
 
@@ -52,11 +55,11 @@ def main(argv=None) -> None:
     p.add_argument("value", nargs="?", default="")
     p.add_argument("--variants", default="", help="emotion-map: '<corpus>:<variant> ...'")
     p.add_argument("--cache", help="corpus-digest: the file that keeps each file's hash between calls")
-    for option in ("feat", "model", "baseline", "cmvn", "protocol"):
+    for option in ("feat", "model", "baseline", "cmvn", "protocol", "seeds"):
         p.add_argument(f"--{option}", default="", help=f"check: run.sh's --{option}")
     args = p.parse_args(argv)
     if args.what == "check":
-        check_settings(args.feat, args.model, args.cmvn, args.protocol, args.baseline)
+        check_settings(args.feat, args.model, args.cmvn, args.protocol, args.baseline, args.seeds)
     elif args.what == "default-protocol":
         print(get_corpus(args.value).default_protocol)
     elif args.what == "emotion-map":
