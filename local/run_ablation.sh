@@ -25,6 +25,10 @@ help_message="Usage: $0 [options]"
 . ./utils/lib.sh
 . ./utils/parse_options.sh
 if [ $# -ne 0 ]; then echo "$0: unexpected argument(s): $*; see $0 --help" >&2; exit 1; fi
+for v in parallel random_repeats gpu; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || { echo "$0: --${v//_/-} ${!v}: expected a whole number" >&2; exit 1; }
+done
+[ "$parallel" -ge 1 ] || { echo "$0: --parallel 0: at least one system must run at a time" >&2; exit 1; }
 
 mkdir -p exp/ablation/log
 commands=()

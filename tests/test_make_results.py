@@ -122,3 +122,20 @@ def test_a_row_collected_again_unchanged_keeps_its_file(tmp_path):
     assert make_results(exp, tmp_path, "--speed-perturb", "none").returncode == 0
     assert json.loads(row.read_text())["written"] != "2000-01-01 00:00"
     assert json.loads(row.read_text())["num_runs"] == 2
+
+
+def test_run_ablation_checks_its_options_before_it_starts_anything(tmp_path):
+    from conftest import copy_recipe
+    recipe = copy_recipe(tmp_path / "recipe")
+
+    def ablation(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["local/run_ablation.sh", *args], cwd=recipe, capture_output=True, text=True)
+
+    assert "--systems" in ablation("--help").stdout + ablation("--help").stderr
+    for args, message in [(("--parallel", "two"), "--parallel two: expected a whole number"),
+                          (("--parallel", "0"), "--parallel 0: at least one system"),
+                          (("--random-repeats", "5x"), "--random-repeats 5x: expected a whole number"),
+                          (("--setups", "casia:loso"), "setup casia:loso needs --casia-dir")]:
+        out = ablation(*args)
+        assert out.returncode == 1 and message in out.stderr, (args, out.stderr)
+    assert not (recipe / "exp" / "ablation" / "log" / "0.log").exists()  # no system was started
