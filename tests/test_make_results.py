@@ -3,6 +3,8 @@ gone, and paired tests over folds with the seeds averaged within each fold."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +141,37 @@ def test_run_ablation_checks_its_options_before_it_starts_anything(tmp_path):
         out = ablation(*args)
         assert out.returncode == 1 and message in out.stderr, (args, out.stderr)
     assert not (recipe / "exp" / "ablation" / "log" / "0.log").exists()  # no system was started
+
+
+def test_run_ablation_trains_scores_and_tabulates_every_system_and_resumes(tmp_path):
+    """The table's driver end to end on a CASIA-layout tree of tones (3 speakers x 6 emotions
+    x 3 sentences, the emotion in the pitch): the svm and one recurrent system with the
+    recipe's defaults (fbank instead of lld93 for speed)."""
+    from conftest import copy_recipe
+    recipe = copy_recipe(tmp_path / "recipe")
+    shutil.rmtree(recipe / "local" / "results")  # the committed rows: this test makes its own
+    corpus = tmp_path / "casia"
+    for s, speaker in enumerate(("liuchanhg", "wangzhe", "zhaoquanyin")):
+        for e, emotion in enumerate(("angry", "fear", "happy", "neutral", "sad", "surprise")):
+            (corpus / speaker / emotion).mkdir(parents=True)
+            for sentence in range(3):
+                subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16",
+                                str(corpus / speaker / emotion / f"20{sentence}.wav"), "synth", "0.6",
+                                "sine", str(150 + 60 * e + 10 * s + 3 * sentence), "vol", "0.5"],
+                               check=True, capture_output=True)
+    command = ["local/run_ablation.sh", "--casia-dir", str(corpus), "--setups", "casia:loso",
+               "--systems", "svm lstm_tf_at", "--seeds", "1", "--lld-feat", "fbank"]
+    first = subprocess.run(command, cwd=recipe, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    results = (recipe / "RESULTS.md").read_text()
+    for system, row_name in (("svm", "svm"), ("lstm_tf_at", "lstm_tf_at_sp0.8_0.9_1.1_1.2_tta")):
+        row = json.loads((recipe / "local" / "results" / f"casia_loso_{row_name}.json").read_text())
+        assert row["num_folds"] == 3 and row["seeds"] == [1] and f"--model {system}" in row["command"]
+        assert f"| {row_name} " in results
+    assert "paired" in results.lower()
+    again = subprocess.run(command, cwd=recipe, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0
+    logs = "".join(p.read_text() for p in (recipe / "exp" / "ablation" / "log").glob("*.log"))  # the second call's
+    assert not re.search(r"training \d+ run\(s\)", logs), logs
+    assert logs.count("Stage 5") == 2 and "complete with these settings; skipping" in logs
+    assert (recipe / "RESULTS.md").read_text() == results
