@@ -9,6 +9,7 @@ import yaml
 from ser.errors import SerError
 
 CONF_ROOT = Path(__file__).resolve().parents[1] / "conf"  # the recipe's conf/
+MODEL_CONF_DIR = CONF_ROOT / "model"  # conf/model/<name>.yaml: the systems run.sh knows
 
 
 def load_yaml(path: Path | str) -> dict:

@@ -41,12 +41,12 @@ import yaml
 from torch import Tensor, nn
 
 from ser.attention_lstm import AttentionGateLSTM
-from ser.config import CONF_ROOT
+from ser.config import MODEL_CONF_DIR
 from ser.errors import SerError
 
 MODEL_VARIANTS = ("lstm", "lstm_t", "lstm_f", "lstm_at", "lstm_tf", "lstm_tf_at", "gru")
 ATTENTION_VARIANTS = ("lstm_t", "lstm_f", "lstm_tf", "lstm_tf_at")  # time and/or feature attention
-CONF_DIR = CONF_ROOT / "model"
+CONF_DIR = MODEL_CONF_DIR
 
 # variant -> (encoder cell, time attention, feature attention)
 _VARIANT_LAYOUT = {

@@ -16,7 +16,7 @@ import argparse
 
 from ser.bin import run_tool
 from ser.bin.perturb_wav_scp import factors_tag, split_factors
-from ser.config import CONF_ROOT
+from ser.config import MODEL_CONF_DIR
 from ser.corpora import get_corpus
 from ser.emotions import mapping_tag
 from ser.errors import SerError
@@ -30,14 +30,13 @@ def check_settings(feat: str = "", model: str = "", cmvn: str = "", protocol: st
     from ser.cmvn import CMVN_MODES  # here, not at the top: the other questions need none of these
     from ser.features import FEATURE_TYPES
     from ser.folds import PROTOCOLS
-    model_dir = CONF_ROOT / "model"  # as ser.model reads it, without importing torch
-    models = sorted(p.stem for p in model_dir.glob("*.yaml"))
+    models = sorted(p.stem for p in MODEL_CONF_DIR.glob("*.yaml"))
     problems = []
     if feat and feat not in (*FEATURE_TYPES, "external"):
         problems.append(f"--feat {feat!r} is not a feature type; known: {', '.join((*FEATURE_TYPES, 'external'))}")
     for option, name in (("--model", model), ("--baseline", baseline)):
         if name and name not in models:
-            problems.append(f"{option} {name!r} has no config {model_dir}/{name}.yaml; known: {', '.join(models)}")
+            problems.append(f"{option} {name!r} has no config {MODEL_CONF_DIR}/{name}.yaml; known: {', '.join(models)}")
     if cmvn and cmvn not in CMVN_MODES:
         problems.append(f"--cmvn {cmvn!r} is not a normalisation mode; known: {', '.join(CMVN_MODES)}")
     if protocol and protocol not in PROTOCOLS:
