@@ -5,7 +5,9 @@ local/run_ablation.sh.
 Each (setup, system) row measured under exp/ is saved as local/results/<corpus>_<folds>_<system>.json
 (scores, per-fold means for pairing, settings, the commit it was trained at, the
 command); RESULTS.md is then made from every saved row, so rows measured in an
-earlier session stay when their exp/ dirs are gone. Recurrent systems trained with
+earlier session stay when their exp/ dirs are gone, and runs added later (more seeds, in
+a fresh checkout or on a cluster node) join the saved row's runs instead of replacing them,
+where both were made with the same settings. Recurrent systems trained with
 speed-perturbed copies (run.sh's default) are rows of their own, named after the
 factors like run.sh's systems (<system>_sp0.8_0.9_1.1_1.2), beside rows measured
 without them or with other factors; runs scored with test-time copies give a second
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import sys
 import time
@@ -31,11 +34,15 @@ from compare import compare_runs  # noqa: E402
 from ser.bin import run_tool  # noqa: E402
 from ser.errors import SerError  # noqa: E402
 from ser.bin.perturb_wav_scp import factors_tag, split_factors  # noqa: E402
+from ser.metrics import mean_std  # noqa: E402
 from ser.report import METRICS, collect_runs, summarize_protocol  # noqa: E402
 
 RESULTS_DIR = ROOT / "local" / "results"
 REFERENCE = "lstm_tf_at"
 CORE_SYSTEMS = ("svm", "lstm", "lstm_at", "lstm_tf", "lstm_tf_at")  # need 3 seeds
+# A saved row and runs collected later join only where all of these are the same.
+ROW_SETTINGS = ("system_dir", "feat", "cmvn", "uses_test_speaker_stats", "model_config", "train_config",
+                "test_copies")
 
 
 def fold_dir_name(protocol: str, repeats: int) -> str:
@@ -76,28 +83,72 @@ def measure_rows(corpus: str, folds: str, system: str, system_dir: Path, command
 
 def measure_row(corpus: str, folds: str, system: str, system_dir: Path, command: str, runs: list[dict]) -> dict:
     """The row of one system on one setup, from its scored runs."""
-    summary = summarize_protocol(runs)
     config = runs[0]["config"]
-    per_fold: dict[str, dict[str, float]] = {}
-    for r in runs:
-        per_fold.setdefault(r["fold"], {})[str(r["seed"])] = r["uar"]
-    return {
+    row = {
         "corpus": corpus, "folds": folds, "system": system, "system_dir": str(system_dir.relative_to(ROOT)) if system_dir.is_relative_to(ROOT) else str(system_dir),
         "feat": Path(config["feat_dir"]).name, "cmvn": config["cmvn"],
         "uses_test_speaker_stats": bool(runs[0].get("uses_test_speaker_stats")),
         "model_config": config["model_config"],
         "train_config": {k: v for k, v in config["train_config"].items() if k not in ("seed", "device")},
-        "num_folds": len(summary["folds"]), "seeds": summary["seeds"], "num_runs": summary["num_runs"],
-        **{k: summary[k] for k, _ in METRICS},
-        "train_seconds": summary["train_seconds"],
-        "per_fold_uar": per_fold,
-        "runs": [{"fold": r["fold"], "seed": r["seed"], **{k: r[k] for k, _ in METRICS}} for r in runs],
-        "commits": sorted({r["config"].get("commit", "unknown") for r in runs}),
-        "devices": sorted({r["config"].get("device", "cpu") for r in runs}),
-        "excluded_test_utts": sum(r.get("num_test_excluded", 0) for r in runs),
-        "test_copies": summary.get("test_copies", []),
-        "command": command, "written": time.strftime("%Y-%m-%d %H:%M"),
+        "test_copies": summarize_protocol(runs).get("test_copies", []),
+        "command": command,
     }
+    return with_runs(row, [{"fold": r["fold"], "seed": r["seed"], **{k: r[k] for k, _ in METRICS},
+                            "train_seconds": r["train_seconds"], "num_test_excluded": r.get("num_test_excluded", 0),
+                            "commit": r["config"].get("commit", "unknown"), "device": r["config"].get("device", "cpu")}
+                           for r in runs])
+
+
+def with_runs(row: dict, runs: list[dict], earlier_totals: dict | None = None) -> dict:
+    """``row`` with its runs and what is summed or averaged over them. ``earlier_totals``: the
+    training time, excluded utterances, commits and devices of saved runs that do not carry
+    their own (rows saved before runs did)."""
+    earlier = earlier_totals or {"train_seconds": 0.0, "excluded_test_utts": 0, "commits": [], "devices": []}
+    runs = sorted(runs, key=lambda r: (r["seed"], int(re.sub(r"\D", "", r["fold"]) or 0), r["fold"]))
+    per_fold: dict[str, dict[str, float]] = {}
+    for r in runs:
+        per_fold.setdefault(r["fold"], {})[str(r["seed"])] = r["uar"]
+    return {
+        **{k: v for k, v in row.items() if k not in ("runs", "written")},
+        "num_folds": len(per_fold), "seeds": sorted({r["seed"] for r in runs}), "num_runs": len(runs),
+        **{k: mean_std([r[k] for r in runs]) for k, _ in METRICS},
+        "train_seconds": round(sum(r.get("train_seconds", 0.0) for r in runs) + earlier["train_seconds"], 1),
+        "per_fold_uar": dict(sorted(per_fold.items())),
+        "runs": runs,
+        "commits": sorted({r["commit"] for r in runs if "commit" in r} | set(earlier["commits"])),
+        "devices": sorted({r["device"] for r in runs if "device" in r} | set(earlier["devices"])),
+        "excluded_test_utts": sum(r.get("num_test_excluded", 0) for r in runs) + earlier["excluded_test_utts"],
+        "written": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def join_saved_runs(row: dict, path: Path) -> dict:
+    """``row`` (collected from exp/) with the runs of the row saved in ``path`` that exp/ does
+    not hold, e.g. seed 1 of an earlier session when a fresh checkout adds seeds 2 and 3. A
+    run in both is taken from exp/. A saved row made with other settings is replaced."""
+    if not path.is_file():
+        return row
+    saved = json.loads(path.read_text())
+    row = json.loads(json.dumps(row))  # compared as saved: tuples become lists
+    changed = [k for k in ROW_SETTINGS if saved.get(k) != row.get(k)]
+    if changed:
+        logging.warning("%s: replacing the saved row (%d runs), made with other %s", path,
+                        saved["num_runs"], ", ".join(changed))
+        return row
+    collected = {(r["fold"], r["seed"]) for r in row["runs"]}
+    kept = [r for r in saved["runs"] if (r["fold"], r["seed"]) not in collected]
+    if not kept:
+        return row
+    earlier = None
+    if any("train_seconds" not in r for r in saved["runs"]):  # saved before runs carried their times
+        if len(kept) < len(saved["runs"]):
+            raise SerError(f"{path}: exp/ holds {len(saved['runs']) - len(kept)} of its {len(saved['runs'])} "
+                           "runs again, beside new ones, and its runs carry no training times of their own "
+                           "to split its total by; collect all of its runs under exp/ again, or move the "
+                           "file away to replace the row")
+        earlier = {k: saved[k] for k in ("train_seconds", "excluded_test_utts", "commits", "devices")}
+    logging.info("%s: %d saved runs join the %d collected from exp/", path, len(kept), len(row["runs"]))
+    return with_runs(row, row["runs"] + kept, earlier)
 
 
 def write_row(path: Path, row: dict) -> None:
@@ -204,6 +255,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     args = get_parser().parse_args(argv)
     args.results_dir.mkdir(parents=True, exist_ok=True)
+    collected: list[tuple[Path, dict]] = []
     for setup in args.setups.split():
         corpus, protocol = setup.split(":")
         folds = fold_dir_name(protocol, args.random_repeats)
@@ -222,7 +274,10 @@ def main(argv=None) -> None:
                        f"<{corpus.upper()}> --protocol {protocol}{num_folds} --feat {feat} --model {system} "
                        f"--seeds \"1 2 3\"{sp_opt}")
             for row in measure_rows(corpus, folds, key, system_dir, command):
-                write_row(args.results_dir / f"{corpus}_{folds}_{row['system']}.json", row)
+                path = args.results_dir / f"{corpus}_{folds}_{row['system']}.json"
+                collected.append((path, join_saved_runs(row, path)))
+    for path, row in collected:  # all rows are made before any file changes
+        write_row(path, row)
     order = {s: i for i, s in enumerate(args.systems.split())}
     rows = [json.loads(p.read_text()) for p in sorted(args.results_dir.glob("*.json"))]
     rows.sort(key=lambda r: (r["corpus"], r["folds"], order.get(base_system(r["system"]), 99), r["system"]))

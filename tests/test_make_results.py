@@ -12,7 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fake_system(exp: Path, system: str, uars: dict[tuple[str, int], float], originals_only: float | None = None) -> None:
+def fake_system(exp: Path, system: str, uars: dict[tuple[str, int], float], originals_only: float | None = None,
+                commit: str = "abc", lr: float = 1) -> None:
     """Scored runs; with ``originals_only``, scored with test-time copies (ser/bin/score.py)
     and that UAR for the same models on the originals alone."""
     for (fold, seed), uar in uars.items():
@@ -25,8 +26,8 @@ def fake_system(exp: Path, system: str, uars: dict[tuple[str, int], float], orig
             "fold": fold, "seed": seed, "uar": uar, "wa": uar, "macro_f1": uar, "train_seconds": 60,
             "num_utts": 300, "num_test_excluded": 0, **copies}))
         (run / "run_config.json").write_text(json.dumps({
-            "feat_dir": "data/casia/feats/x", "cmvn": "train", "model_config": {}, "commit": "abc",
-            "train_config": {"seed": seed, "lr": 1}}))
+            "feat_dir": "data/casia/feats/x", "cmvn": "train", "model_config": {}, "commit": commit,
+            "train_config": {"seed": seed, "lr": lr}}))
 
 
 def make_results(exp: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -124,6 +125,65 @@ def test_a_row_collected_again_unchanged_keeps_its_file(tmp_path):
     assert make_results(exp, tmp_path, "--speed-perturb", "none").returncode == 0
     assert json.loads(row.read_text())["written"] != "2000-01-01 00:00"
     assert json.loads(row.read_text())["num_runs"] == 2
+
+
+def test_seeds_added_in_a_fresh_checkout_join_the_saved_row(tmp_path):
+    exp = tmp_path / "exp"
+    folds = ["fold1", "fold2", "fold3"]
+    fake_system(exp, "compare_functionals_svm", {(f, 1): 0.40 for f in folds}, commit="old")
+    assert make_results(exp, tmp_path, "--speed-perturb", "none").returncode == 0
+    shutil.rmtree(exp)  # a fresh checkout: only the saved row is left
+    fake_system(exp, "compare_functionals_svm", {(f, s): 0.50 for f in folds for s in (2, 3)}, commit="new")
+    out = make_results(exp, tmp_path, "--speed-perturb", "none")
+    assert out.returncode == 0, out.stderr
+    row = json.loads((tmp_path / "rows" / "casia_loso_svm.json").read_text())
+    assert row["seeds"] == [1, 2, 3] and row["num_runs"] == 9 and row["num_folds"] == 3
+    assert row["commits"] == ["new", "old"] and row["train_seconds"] == 9 * 60
+    assert abs(row["uar"][0] - (0.40 + 2 * 0.50) / 3) < 1e-9
+    assert row["per_fold_uar"]["fold2"] == {"1": 0.40, "2": 0.50, "3": 0.50}
+    assert "| svm | x | train | 3 × 3 | 46.67 ± 5.00 |" in (tmp_path / "RESULTS.md").read_text()
+    # Collected once more, with a run of exp/ measured again: exp/'s run wins, nothing is counted twice.
+    shutil.rmtree(exp / "casia" / "compare_functionals_svm" / "loso" / "seed3")
+    fake_system(exp, "compare_functionals_svm", {("fold1", 1): 0.70}, commit="new")
+    assert make_results(exp, tmp_path, "--speed-perturb", "none").returncode == 0
+    row = json.loads((tmp_path / "rows" / "casia_loso_svm.json").read_text())
+    assert row["num_runs"] == 9 and row["per_fold_uar"]["fold1"] == {"1": 0.70, "2": 0.50, "3": 0.50}
+
+
+def test_a_row_saved_before_runs_carried_their_times_keeps_its_totals(tmp_path):
+    """The rows of sessions 1-14 keep only the sums of training time, commits and devices."""
+    exp = tmp_path / "exp"
+    fake_system(exp, "compare_functionals_svm", {("fold1", 1): 0.40, ("fold2", 1): 0.40}, commit="old")
+    assert make_results(exp, tmp_path, "--speed-perturb", "none").returncode == 0
+    path = tmp_path / "rows" / "casia_loso_svm.json"
+    legacy = json.loads(path.read_text())
+    legacy["runs"] = [{k: r[k] for k in ("fold", "seed", "uar", "wa", "macro_f1")} for r in legacy["runs"]]
+    legacy["train_seconds"] = 1000.0
+    path.write_text(json.dumps(legacy))
+    shutil.rmtree(exp)
+    fake_system(exp, "compare_functionals_svm", {("fold1", 2): 0.50, ("fold2", 2): 0.50}, commit="new")
+    assert make_results(exp, tmp_path, "--speed-perturb", "none").returncode == 0
+    row = json.loads(path.read_text())
+    assert row["num_runs"] == 4 and row["train_seconds"] == 1000 + 2 * 60 and row["commits"] == ["new", "old"]
+    # Some of its runs collected again beside new ones: its total cannot be split; said, and nothing written.
+    path.write_text(json.dumps(legacy))
+    fake_system(exp, "compare_functionals_svm", {("fold1", 1): 0.45}, commit="new")
+    out = make_results(exp, tmp_path, "--speed-perturb", "none")
+    assert out.returncode == 1 and f"{path}: exp/ holds 1 of its 2 runs again" in out.stderr
+    assert json.loads(path.read_text()) == legacy
+
+
+def test_a_row_made_with_other_settings_is_replaced_not_joined(tmp_path):
+    exp = tmp_path / "exp"
+    fake_system(exp, "compare_functionals_svm", {("fold1", 1): 0.40}, lr=1)
+    assert make_results(exp, tmp_path, "--speed-perturb", "none").returncode == 0
+    shutil.rmtree(exp)
+    fake_system(exp, "compare_functionals_svm", {("fold1", 2): 0.50}, lr=2)
+    out = make_results(exp, tmp_path, "--speed-perturb", "none")
+    assert out.returncode == 0, out.stderr
+    assert "replacing the saved row (1 runs), made with other train_config" in out.stderr
+    row = json.loads((tmp_path / "rows" / "casia_loso_svm.json").read_text())
+    assert row["seeds"] == [2] and row["train_config"] == {"lr": 2}
 
 
 def test_run_ablation_checks_its_options_before_it_starts_anything(tmp_path):
