@@ -54,6 +54,7 @@ train_opts=""         # overrides of conf/train.yaml, "key=value ..."
 seeds=1               # training seeds, e.g. "1 2 3"
 gpu=0                 # 1: train on CUDA where present
 exp_tag=""            # suffix of the system name, to keep variants apart
+show_exp_dir=false    # true: print the system's exp dir (exp/<data>/<system>/<folds>) for these settings and exit, running no stage
 
 _all_args=("$@")  # leading _: internal, neither an option nor in --help
 _cmvn_default=$cmvn
@@ -168,6 +169,12 @@ train_tag=$(python -m ser.bin.recipe_info tag "$train_opts")
 [ -n "$train_tag" ] && system+=_$train_tag
 [ -n "$exp_tag" ] && system+=_$exp_tag
 exp=exp/$data_name/$system/$fold_name
+# Scripts that tabulate systems (local/make_results.py) ask here, so that dirs are named in one place.
+case $show_exp_dir in
+  true) echo "$exp"; exit 0 ;;
+  false) ;;
+  *) echo "$0: --show-exp-dir $show_exp_dir: expected true or false" >&2; exit 1 ;;
+esac
 all_corpora=("${train_list[@]}")
 [ -n "$test_corpus" ] && all_corpora+=("$test_corpus")
 

@@ -15,6 +15,10 @@ row, <system>_tta. Paired tests compare lstm_tf_at (with run.sh's default copies
 test-time copies where a setup has that row, else the nearest one) with every other
 system of a setup over folds, the seeds averaged within each fold first.
 
+Each system's exp dir is the one run.sh names for its settings (run.sh --show-exp-dir), so
+options that name systems (--extra-opts "--train-opts lr=1e-3") name their rows too, and a row
+is never read from a dir made with other settings.
+
 usage: local/make_results.py [--setups "casia:loso ..."] [--systems "svm lstm ..."]"""
 from __future__ import annotations
 
@@ -22,8 +26,11 @@ import argparse
 import json
 import logging
 import re
+import shlex
+import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,10 +50,6 @@ CORE_SYSTEMS = ("svm", "lstm", "lstm_at", "lstm_tf", "lstm_tf_at")  # need 3 see
 # A saved row and runs collected later join only where all of these are the same.
 ROW_SETTINGS = ("system_dir", "feat", "cmvn", "uses_test_speaker_stats", "model_config", "train_config",
                 "test_copies")
-
-
-def fold_dir_name(protocol: str, repeats: int) -> str:
-    return f"{protocol}_k{repeats}" if protocol == "random" else protocol
 
 
 def row_name(system: str, speed_perturb: str) -> str:
@@ -246,36 +249,62 @@ def get_parser() -> argparse.ArgumentParser:
                    help="auto: the recurrent systems' runs with run.sh's default speed-perturbed "
                         "copies (rows <system>_sp<factors>); factors such as '0.9 1.1': their runs "
                         "with those copies; none: their runs without")
+    p.add_argument("--extra-opts", default="",
+                   help="more run.sh options of every system, as given to local/run_ablation.sh; "
+                        "those that name systems (e.g. --train-opts) name their rows too")
     p.add_argument("--exp-dir", type=Path, default=ROOT / "exp")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="the saved rows")
     p.add_argument("--out", type=Path, default=ROOT / "RESULTS.md")
     return p
 
 
+def run_opts(args: argparse.Namespace, system: str) -> str:
+    """run.sh's options of a system beyond corpus, protocol, features and model."""
+    opts = ""
+    if system != "svm" and args.speed_perturb != "auto":
+        factors = "" if args.speed_perturb == "none" else " ".join(split_factors(args.speed_perturb))
+        opts = f'--speed-perturb "{factors}"'
+    return " ".join(o for o in (opts, args.extra_opts.strip()) if o)
+
+
+def system_exp_dir(corpus: str, protocol: str, num_folds: str, feat: str, system: str, opts: str) -> Path:
+    """run.sh's exp dir of a system (exp/<data>/<system>/<folds>): run.sh alone names it."""
+    cmd = ["./run.sh", "--stage", "1", "--corpus", corpus, "--protocol", protocol, *num_folds.split(),
+           "--feat", feat, "--model", system, "--baseline", "", *shlex.split(opts), "--show-exp-dir", "true"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0 or not out.stdout.strip():
+        raise SerError(f"{shlex.join(cmd)}: could not name the system's exp dir: {out.stderr.strip()}")
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> None:
     args = get_parser().parse_args(argv)
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    collected: list[tuple[Path, dict]] = []
+    asked = []  # (corpus, setup, protocol, num_folds option, feat, system, run.sh options)
     for setup in args.setups.split():
         corpus, protocol = setup.split(":")
-        folds = fold_dir_name(protocol, args.random_repeats)
+        num_folds = f"--num-folds {args.random_repeats}" if protocol == "random" else ""
         for system in args.systems.split():
             feat = "compare_functionals" if system == "svm" else args.lld_feat
-            key = row_name(system, args.speed_perturb)
-            system_dir = args.exp_dir / corpus / f"{feat}_{key}"
-            num_folds = f" --num-folds {args.random_repeats}" if protocol == "random" else ""
-            sp_opt = ""  # run.sh's option where its default is not what the row holds
-            if system != "svm" and args.speed_perturb != "auto":
-                factors = "" if args.speed_perturb == "none" else " ".join(split_factors(args.speed_perturb))
-                sp_opt = f' --speed-perturb "{factors}"'
-            command = (f"local/run_ablation.sh --{corpus}-dir <{corpus.upper()}> --setups {setup} "
-                       f"--systems {system} --seeds \"1 2 3\"{sp_opt and ' --extra-opts ' + repr(sp_opt.strip())}"
-                       f"  # = ./run.sh --corpus {corpus} --{corpus}-dir "
-                       f"<{corpus.upper()}> --protocol {protocol}{num_folds} --feat {feat} --model {system} "
-                       f"--seeds \"1 2 3\"{sp_opt}")
-            for row in measure_rows(corpus, folds, key, system_dir, command):
-                path = args.results_dir / f"{corpus}_{folds}_{row['system']}.json"
-                collected.append((path, join_saved_runs(row, path)))
+            asked.append((corpus, setup, protocol, num_folds, feat, system, run_opts(args, system)))
+    with ThreadPoolExecutor(max_workers=4) as pool:  # each call starts run.sh and a few Pythons
+        exp_dirs = list(pool.map(lambda a: system_exp_dir(a[0], a[2], a[3], a[4], a[5], a[6]), asked))
+    collected: list[tuple[Path, dict]] = []
+    names = []  # (corpus, folds, row, setup) of every row asked for
+    for (corpus, setup, protocol, num_folds, feat, system, opts), exp_dir in zip(asked, exp_dirs):
+        system_dir = args.exp_dir / exp_dir.parent.relative_to("exp")
+        folds = exp_dir.name
+        key = system_dir.name[len(feat) + 1:] if system_dir.name.startswith(f"{feat}_") else system_dir.name
+        extra = f" --extra-opts {shlex.quote(opts)}" if opts else ""
+        command = (f"local/run_ablation.sh --{corpus}-dir <{corpus.upper()}> --setups {setup} "
+                   f"--systems {system} --seeds \"1 2 3\"{extra}"
+                   f"  # = ./run.sh --corpus {corpus} --{corpus}-dir <{corpus.upper()}> --protocol {protocol}"
+                   f"{' ' + num_folds if num_folds else ''} --feat {feat} --model {system} --seeds \"1 2 3\""
+                   f"{' ' + opts if opts else ''}")
+        names.append((corpus, folds, key, setup))
+        for row in measure_rows(corpus, folds, key, system_dir, command):
+            path = args.results_dir / f"{corpus}_{folds}_{row['system']}.json"
+            collected.append((path, join_saved_runs(row, path)))
     for path, row in collected:  # all rows are made before any file changes
         write_row(path, row)
     order = {s: i for i, s in enumerate(args.systems.split())}
@@ -283,10 +312,7 @@ def main(argv=None) -> None:
     rows.sort(key=lambda r: (r["corpus"], r["folds"], order.get(base_system(r["system"]), 99), r["system"]))
     text = render(rows)
     measured = {(r["corpus"], r["folds"], r["system"]) for r in rows}
-    missing = [f"{setup} {row_name(system, args.speed_perturb)}" for setup in args.setups.split()
-               for system in args.systems.split()
-               if (setup.split(":")[0], fold_dir_name(setup.split(":")[1], args.random_repeats),
-                   row_name(system, args.speed_perturb)) not in measured]
+    missing = [f"{setup} {key}" for corpus, folds, key, setup in names if (corpus, folds, key) not in measured]
     if missing:
         text += ("\n## Not measured yet\n\nRows of the table asked for that have no scored runs "
                  "(`local/run_ablation.sh` trains them and resumes):\n\n"

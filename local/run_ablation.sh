@@ -32,6 +32,7 @@ done
 
 mkdir -p exp/ablation/log
 commands=()
+logs=()  # one per setup and system, so that a later call with other systems keeps this one's
 for setup in $setups; do
   corpus=${setup%%:*}; protocol=${setup#*:}
   dir_var=${corpus}_dir
@@ -41,6 +42,7 @@ for setup in $setups; do
   for system in $systems; do
     if [ "$system" = svm ]; then feat=compare_functionals; else feat=$lld_feat; fi
     commands+=("./run.sh --corpus $corpus --${corpus}-dir $(printf %q "${!dir_var}") --protocol $protocol $folds_opt --feat $feat --model $system --seeds $(printf %q "$seeds") --gpu $gpu --baseline \"\" --stage 1 --stop-stage 6 $extra_opts")
+    logs+=("exp/ablation/log/${corpus}_${protocol}_$system.log")
   done
 done
 
@@ -49,11 +51,12 @@ failed=0
 for i in "${!commands[@]}"; do
   while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do wait -n || failed=1; done
   log "${commands[$i]}"
-  (eval "${commands[$i]}" > "exp/ablation/log/$i.log" 2>&1 || { echo "failed: ${commands[$i]} (exp/ablation/log/$i.log)" >&2; exit 1; }) &
+  (eval "${commands[$i]}" > "${logs[$i]}" 2>&1 || { echo "failed: ${commands[$i]} (${logs[$i]})" >&2; exit 1; }) &
 done
 while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
 [ "$failed" -eq 0 ] || { echo "$0: some systems failed; see exp/ablation/log/" >&2; exit 1; }
 
 log "writing RESULTS.md"
 . ./path.sh
-python local/make_results.py --setups "$setups" --systems "$systems" --lld-feat "$lld_feat"
+python local/make_results.py --setups "$setups" --systems "$systems" --lld-feat "$lld_feat" \
+  --random-repeats "$random_repeats" --extra-opts "$extra_opts"

@@ -186,6 +186,43 @@ def test_a_row_made_with_other_settings_is_replaced_not_joined(tmp_path):
     assert row["seeds"] == [2] and row["train_config"] == {"lr": 2}
 
 
+def test_options_that_name_systems_name_their_rows(tmp_path):
+    """run.sh names the dirs; a row is never read from the dir of other settings."""
+    exp = tmp_path / "exp"
+    folds = ["fold1", "fold2"]
+    fake_system(exp, "compare_functionals_svm", {(f, 1): 0.40 for f in folds})
+    fake_system(exp, "lld93_lstm_tf_at_sp0.8_0.9_1.1_1.2", {(f, 1): 0.30 for f in folds})  # the defaults
+    fake_system(exp, "compare_functionals_svm_lr0.5", {(f, 1): 0.41 for f in folds}, lr=0.5)
+    fake_system(exp, "lld93_lstm_tf_at_sp0.8_0.9_1.1_1.2_lr0.5", {(f, 1): 0.55 for f in folds}, lr=0.5)
+    out = make_results(exp, tmp_path, "--extra-opts", "--train-opts lr=0.5 --nj 4")
+    assert out.returncode == 0, out.stderr
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| lstm_tf_at_sp0.8_0.9_1.1_1.2_lr0.5 | x | train | 2 × 1 (**fewer than 3 seeds**) | 55.00 ± 0.00 |" in text
+    assert "| svm_lr0.5 | x | train | 2 × 1 (**fewer than 3 seeds**) | 41.00 ± 0.00 |" in text
+    assert "30.00" not in text and "40.00" not in text  # the defaults' rows were not asked for
+    assert ("--systems svm --seeds \"1 2 3\" --extra-opts '--train-opts lr=0.5 --nj 4'  # = ./run.sh --corpus casia "
+            "--casia-dir <CASIA> --protocol loso --feat compare_functionals --model svm --seeds \"1 2 3\" "
+            "--train-opts lr=0.5 --nj 4`") in text
+    # Options run.sh refuses name no dir: said, and nothing written.
+    out = make_results(exp, tmp_path, "--extra-opts", "--cmvn utterance")
+    assert out.returncode == 1 and "could not name the system's exp dir" in out.stderr
+    assert "--cmvn 'utterance' is not a normalisation mode" in out.stderr
+    assert not (tmp_path / "rows" / "casia_loso_svm.json").exists()
+
+
+def test_random_repeats_pick_the_rows_folds(tmp_path):
+    exp = tmp_path / "exp"
+    fake_system(exp, "compare_functionals_svm", {("fold1", 1): 0.5})
+    (exp / "casia" / "compare_functionals_svm" / "loso").rename(exp / "casia" / "compare_functionals_svm" / "random_k3")
+    out = subprocess.run([sys.executable, str(ROOT / "local/make_results.py"), "--setups", "casia:random",
+                          "--systems", "svm", "--random-repeats", "3", "--exp-dir", str(exp),
+                          "--results-dir", str(tmp_path / "rows"), "--out", str(tmp_path / "RESULTS.md")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "## casia, random_k3" in (tmp_path / "RESULTS.md").read_text()
+    assert (tmp_path / "rows" / "casia_random_k3_svm.json").is_file()
+
+
 def test_run_ablation_checks_its_options_before_it_starts_anything(tmp_path):
     from conftest import copy_recipe
     recipe = copy_recipe(tmp_path / "recipe")

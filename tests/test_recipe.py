@@ -144,11 +144,16 @@ def test_bad_options_and_missing_corpus_are_clear(tmp_path):
                              (("--stop-stage", "-1"), "--stop-stage -1: expected a whole number"),
                              (("--nj", "0"), "--nj 0: at least one job is needed"),
                              (("--num-folds", "x"), "--num-folds x: expected a whole number"),
-                             (("--seeds", "1,2"), "--seeds '1,2': expected whole numbers separated by spaces")]:
+                             (("--seeds", "1,2"), "--seeds '1,2': expected whole numbers separated by spaces"),
+                             (("--show-exp-dir", "yes"), "--show-exp-dir yes: expected true or false")]:
         out = run_recipe(recipe, *options, check=False)
         assert out.returncode == 1 and message in out.stderr and "Stage 1" not in out.stderr, options
     out = run_recipe(recipe, "--stage", "1", "--feat", "external", check=False)
     assert out.returncode == 1 and "--feat external needs --feats-scp PATH" in out.stderr
+    # --show-exp-dir names the system's dir from the settings and runs nothing.
+    out = run_recipe(recipe, "--stage", "1", "--model", "lstm", "--train-opts", "lr=0.5", "--show-exp-dir", "true")
+    assert out.stdout.strip() == "exp/synth/lld93_lstm_sp0.9_1.1_lr0.5/loso" and "Stage 1" not in out.stderr
+    assert not (recipe / "data" / "synth").exists()
     out = run_recipe(recipe, "--stage", "1", "--feat", "external", "--feats-scp", str(tmp_path / "no/feats.scp"),
                      check=False)
     assert out.returncode == 1 and f"--feats-scp {tmp_path / 'no/feats.scp'}: no such file" in out.stderr
