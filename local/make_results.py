@@ -191,7 +191,10 @@ def render(rows: list[dict]) -> str:
              "at the same factors (stage 6's scoring from session 9 on); the row without `_tta` scores "
              "the same models on the originals alone. Copies made "
              "before commit 80c53c0 carried sox's random dither, so a rerun of those rows' commits "
-             "does not give the same copies; from 80c53c0 on, `sox -R` makes them the same on every run.",
+             "does not give the same copies; from 80c53c0 on, `sox -R` makes them the same on every run. "
+             "The commit column lists the commits the runs were trained at; `-dirty` marks uncommitted "
+             "changes to the code. Records made before session 17 also carry `-dirty` for uncommitted "
+             "edits of RESULTS.md, local/results/ or the documentation alone, which do not change a run.",
              ""]
     setups = []
     for row in rows:

@@ -113,14 +113,29 @@ def options_tag(text: str, max_len: int = 40) -> str:
     return tag
 
 
+# What the recipe writes about its results: changes here do not change how a run trains
+# or scores, so they do not make a run's commit "-dirty".
+RESULT_PATHS = (":(exclude,glob)**/*.md", ":(exclude)local/results")
+
+
 def code_version(root: Path | str | None = None) -> str:
-    """The recipe's git commit (``-dirty`` with uncommitted changes), or ``unknown``."""
+    """The recipe's git commit, ``-dirty`` when tracked files other than results and
+    documentation (RESULT_PATHS) have uncommitted changes, or ``unknown``."""
     import subprocess
 
     root = Path(root or Path(__file__).resolve().parents[1])
-    try:
-        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=10"],
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("describe", "--always", "--abbrev=10")
+    if not commit:
         return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+    changes = git("status", "--porcelain", "--untracked-files=no", "--", ".", *RESULT_PATHS)
+    if changes is None:
+        return "unknown"
+    return commit + "-dirty" if changes else commit

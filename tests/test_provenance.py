@@ -17,7 +17,7 @@ import numpy as np
 from conftest import TINY, TINY_SYSTEM, copy_recipe, run_recipe
 from fixtures_corpora import make_casia, make_iemocap
 from ser.datadir import read_table
-from ser.provenance import corpus_digest, differences, options_tag
+from ser.provenance import code_version, corpus_digest, differences, options_tag
 
 SYSTEM = TINY_SYSTEM
 
@@ -47,6 +47,35 @@ def test_corpus_digest_reads_contents_not_times_and_keeps_a_cache(tmp_path):
     (corpus / "c.wav").write_bytes(b"")
     assert corpus_digest(corpus, cache) != first
     assert corpus_digest(tmp_path / "nowhere") == "absent"
+
+
+def test_code_version_is_dirty_for_code_changes_but_not_for_results(tmp_path):
+    """Runs record the commit they were made at; make_results rewriting RESULTS.md and
+    local/results/ (or a README edit) while a sweep trains must not mark them -dirty."""
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True,
+                       env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
+
+    assert code_version(tmp_path) == "unknown"  # not a git checkout
+    git("init", "-q")
+    (tmp_path / "ser").mkdir()
+    (tmp_path / "local" / "results").mkdir(parents=True)
+    for name in ("ser/train.py", "RESULTS.md", "local/results/casia.json", "README.md"):
+        (tmp_path / name).write_text("v1\n")
+    git("add", ".")
+    git("commit", "-q", "-m", "v1")
+    clean = code_version(tmp_path)
+    assert len(clean) == 10 and not clean.endswith("-dirty")
+
+    for name in ("RESULTS.md", "local/results/casia.json", "README.md"):
+        (tmp_path / name).write_text("v2\n")
+    (tmp_path / "local" / "results" / "new.json").write_text("{}")
+    (tmp_path / "notes.txt").write_text("untracked")
+    assert code_version(tmp_path) == clean
+
+    (tmp_path / "ser" / "train.py").write_text("v2\n")
+    assert code_version(tmp_path) == clean + "-dirty"
 
 
 def test_options_tag_and_differences():
