@@ -193,7 +193,7 @@ def render(rows: list[dict]) -> str:
              "before commit 80c53c0 carried sox's random dither, so a rerun of those rows' commits "
              "does not give the same copies; from 80c53c0 on, `sox -R` makes them the same on every run. "
              "The commit column lists the commits the runs were trained at; `-dirty` marks uncommitted "
-             "changes to the code. Records made before session 17 also carry `-dirty` for uncommitted "
+             "changes to the code. Records made before commit 8b92311 also carry `-dirty` for uncommitted "
              "edits of RESULTS.md, local/results/ or the documentation alone, which do not change a run.",
              ""]
     setups = []

@@ -113,14 +113,14 @@ def options_tag(text: str, max_len: int = 40) -> str:
     return tag
 
 
-# What the recipe writes about its results: changes here do not change how a run trains
-# or scores, so they do not make a run's commit "-dirty".
-RESULT_PATHS = (":(exclude,glob)**/*.md", ":(exclude)local/results")
+# Documentation and the saved result rows (make_results rewrites them mid-sweep): edits
+# there do not change how a run trains or scores, so they do not make its commit "-dirty".
+NON_CODE_PATHSPECS = (":(exclude,glob)**/*.md", ":(exclude)local/results")
 
 
 def code_version(root: Path | str | None = None) -> str:
     """The recipe's git commit, ``-dirty`` when tracked files other than results and
-    documentation (RESULT_PATHS) have uncommitted changes, or ``unknown``."""
+    documentation (NON_CODE_PATHSPECS) have uncommitted changes, or ``unknown``."""
     import subprocess
 
     root = Path(root or Path(__file__).resolve().parents[1])
@@ -135,7 +135,7 @@ def code_version(root: Path | str | None = None) -> str:
     commit = git("describe", "--always", "--abbrev=10")
     if not commit:
         return "unknown"
-    changes = git("status", "--porcelain", "--untracked-files=no", "--", ".", *RESULT_PATHS)
+    changes = git("status", "--porcelain", "--untracked-files=no", "--", ".", *NON_CODE_PATHSPECS)
     if changes is None:
         return "unknown"
     return commit + "-dirty" if changes else commit
