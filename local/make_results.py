@@ -47,6 +47,8 @@ from ser.report import METRICS, collect_runs, summarize_protocol  # noqa: E402
 RESULTS_DIR = ROOT / "local" / "results"
 REFERENCE = "lstm_tf_at"
 CORE_SYSTEMS = ("svm", "lstm", "lstm_at", "lstm_tf", "lstm_tf_at")  # need 3 seeds
+# The table's row order, whatever subset one call measures, so partial runs do not reorder RESULTS.md.
+TABLE_ORDER = ("svm", "lstm", "lstm_t", "lstm_f", "lstm_at", "lstm_tf", "lstm_tf_at", "gru")
 # A saved row and runs collected later join only where all of these are the same.
 ROW_SETTINGS = ("system_dir", "feat", "cmvn", "uses_test_speaker_stats", "model_config", "train_config",
                 "test_copies")
@@ -245,7 +247,7 @@ def render(rows: list[dict]) -> str:
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--setups", default="casia:loso casia:random emodb:loso")
-    p.add_argument("--systems", default="svm lstm lstm_t lstm_f lstm_at lstm_tf lstm_tf_at gru")
+    p.add_argument("--systems", default=" ".join(TABLE_ORDER))
     p.add_argument("--lld-feat", default="lld93")
     p.add_argument("--random-repeats", type=int, default=5)
     p.add_argument("--speed-perturb", default="auto",
@@ -310,7 +312,7 @@ def main(argv=None) -> None:
             collected.append((path, join_saved_runs(row, path)))
     for path, row in collected:  # all rows are made before any file changes
         write_row(path, row)
-    order = {s: i for i, s in enumerate(args.systems.split())}
+    order = {s: i for i, s in enumerate(TABLE_ORDER)}
     rows = [json.loads(p.read_text()) for p in sorted(args.results_dir.glob("*.json"))]
     rows.sort(key=lambda r: (r["corpus"], r["folds"], order.get(base_system(r["system"]), 99), r["system"]))
     text = render(rows)
