@@ -272,3 +272,20 @@ def test_run_ablation_trains_scores_and_tabulates_every_system_and_resumes(tmp_p
     assert not re.search(r"training \d+ run\(s\)", logs), logs
     assert logs.count("Stage 5") == 2 and "complete with these settings; skipping" in logs
     assert (recipe / "RESULTS.md").read_text() == results
+
+
+def test_rows_keep_one_order_whatever_systems_a_call_measures(tmp_path):
+    """A partial run (one system, or the systems in another order) must not reorder RESULTS.md."""
+    exp = tmp_path / "exp"
+    fake_system(exp, "compare_functionals_svm", {("fold1", 1): 0.40})
+    fake_system(exp, "lld93_lstm", {("fold1", 1): 0.35})
+    fake_system(exp, "lld93_lstm_tf_at", {("fold1", 1): 0.45})
+
+    def row_order() -> list[str]:
+        table = (tmp_path / "RESULTS.md").read_text().split("## casia, loso")[1]
+        return [m.group(1) for m in re.finditer(r"^\| (svm|lstm|lstm_tf_at) \| x \|", table, re.M)]
+
+    for systems in ("lstm_tf_at lstm svm", "lstm_tf_at", "svm lstm"):
+        out = make_results(exp, tmp_path, "--speed-perturb", "none", "--systems", systems)
+        assert out.returncode == 0, out.stderr
+        assert row_order() == ["svm", "lstm", "lstm_tf_at"], systems
