@@ -38,8 +38,8 @@ protocol=""           # loso, speaker_kfold, session, random, cross_corpus [defa
 num_folds=""          # K for speaker_kfold, repeats for random
 fold_seed=0           # seed of the random splits
 test_share=""         # random protocol: test share [default: 1000/7200, the paper's]
-feat=lld93            # fbank, mfcc, lld93, egemaps_lld, compare_lld, external (--feats-scp)
-feat_opts=""          # overrides of conf/feats/<feat>.yaml, "key=value ..."
+feat=lld93            # lld93 (the paper's), whisper, ssl (pretrained encoders), fbank, mfcc, egemaps_lld, compare_lld, compare_functionals (the svm's), external (--feats-scp)
+feat_opts=""          # overrides of conf/feats/<feat>.yaml, "key=value ...", e.g. "model=small" for whisper
 feats_scp=""          # --feat external: Kaldi feats.scp file(s), T x D or 1 x D per utterance
 feats_frame_shift=""  # --feat external: frame shift, seconds [default: estimated from the durations]
 nj=2                  # parallel feature jobs
@@ -47,28 +47,32 @@ max_fail_share=""     # stage 3 fails when more than this share of files cannot 
 speed_perturb=auto    # speed factors of extra training copies, e.g. "0.9 1.1" ("" = none); auto: for a recurrent model on one corpus's audio, the corpus conf's auto_speed_factors or else ser/bin/perturb_wav_scp.py's AUTO_FACTORS (0.8 0.9 1.1 1.2); none for the svm, external features or several corpora
 prepare_opts=""       # options of ser.bin.prepare_data, e.g. "--exclude-low-rate"
 cmvn=utt              # utt (each utterance by itself), train (fold's training part), speaker (uses test speakers), corpus (each corpus's own: the test corpus's from its unlabelled features), none
-model=lstm_tf_at      # lstm, lstm_t, lstm_f, lstm_at, lstm_tf, lstm_tf_at, gru
+model=lstm_tf_at      # lstm, lstm_t, lstm_f, lstm_at, lstm_tf, lstm_tf_at, gru, svm (LinearSVC on each utterance's pooled features)
 model_opts=""         # overrides of conf/model/<model>.yaml, "key=value ..."
 baseline=svm          # also run this system (svm: ComParE functionals + LinearSVC) in stages 3-6; "" = none
 train_opts=""         # overrides of conf/train.yaml, "key=value ..."
 seeds=1               # training seeds, e.g. "1 2 3"
-gpu=0                 # 1: train on CUDA where present
+gpu=0                 # 1: train, and compute encoder features, on CUDA where present
 exp_tag=""            # suffix of the system name, to keep variants apart
 show_exp_dir=false    # true: print the system's exp dir (exp/<data>/<system>/<folds>) for these settings and exit, running no stage
 
 _all_args=("$@")  # leading _: internal, neither an option nor in --help
-_cmvn_default=$cmvn
 . ./utils/lib.sh
-# Corpus defaults (conf/corpus/<corpus>.conf) come before the command line, so
-# find --corpus first.
+# Defaults of systems on a feature type (conf/feat_defaults/<feat>.conf) and of a corpus
+# (conf/corpus/<corpus>.conf) come before the command line, so find --feat and --corpus first.
 for ((i = 1; i <= $#; i++)); do
   case ${!i} in
     --corpus=*) corpus=${!i#--corpus=} ;;
     --corpus) j=$((i + 1)); corpus=${!j:-} ;;
     --train-corpora=*) tc=${!i#--train-corpora=}; corpus=${tc%% *} ;;
     --train-corpora) j=$((i + 1)); tc=${!j:-}; corpus=${tc%% *} ;;
+    --feat=*) feat=${!i#--feat=} ;;
+    --feat) j=$((i + 1)); feat=${!j:-} ;;
   esac
 done
+feat_train_opts=""     # the feature type's overrides of conf/train.yaml, before the corpus's (conf/feat_defaults/<feat>.conf)
+[ -f "conf/feat_defaults/$feat.conf" ] && . "conf/feat_defaults/$feat.conf"
+_cmvn_default=$cmvn   # leading _: internal; a system is named after a --cmvn other than this
 corpus_train_opts=""   # the corpus's overrides of conf/train.yaml, before --train-opts (conf/corpus/<corpus>.conf)
 auto_speed_factors=""  # the factors of --speed-perturb auto where a corpus conf sets them [default: ser/bin/perturb_wav_scp.py's AUTO_FACTORS]
 [ -f "conf/corpus/$corpus.conf" ] && . "conf/corpus/$corpus.conf"
@@ -214,19 +218,19 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     member_feats=()
     for c in "${all_corpora[@]}"; do
       member_feats+=("$(corpus_data "$c")/feats/$feat_name")
-      steps/make_feats.sh --nj "$nj" --cmd "$feat_cmd" --feat "$feat" --feat-opts "$feat_opts" \
+      steps/make_feats.sh --nj "$nj" --cmd "$feat_cmd" --gpu "$gpu" --feat "$feat" --feat-opts "$feat_opts" \
         --max-fail-share "$max_fail_share" "$(corpus_data "$c")" "${member_feats[-1]}"
     done
     steps/combine_feats.sh --max-fail-share "$max_fail_share" "$data" "$feat_dir" "${member_feats[@]}"
   else
-    steps/make_feats.sh --nj "$nj" --cmd "$feat_cmd" --feat "$feat" --feat-opts "$feat_opts" \
+    steps/make_feats.sh --nj "$nj" --cmd "$feat_cmd" --gpu "$gpu" --feat "$feat" --feat-opts "$feat_opts" \
       --feats-scp "$feats_scp" --frame-shift "$feats_frame_shift" \
       --max-fail-share "$max_fail_share" "$data" "$feat_dir"
   fi
   if [ -n "$speed_perturb" ]; then
     $combined && { echo "$0: --speed-perturb is for single-corpus runs" >&2; exit 1; }
     log "Stage 3: $feat features of speed-perturbed copies ($speed_perturb)"
-    steps/make_feats.sh --nj "$nj" --cmd "$feat_cmd" --feat "$feat" --feat-opts "$feat_opts" \
+    steps/make_feats.sh --nj "$nj" --cmd "$feat_cmd" --gpu "$gpu" --feat "$feat" --feat-opts "$feat_opts" \
       --max-fail-share "$max_fail_share" --speed-perturb "$speed_perturb" "$data" "$aug_feat_dir"
   fi
 fi
@@ -239,7 +243,7 @@ fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "Stage 5: train $model ($protocol, seeds: $seeds)"
   steps/train.sh --cmd "$train_cmd" --cmvn "$cmvn" --model "$model" --model-opts "$model_opts" \
-    --train-opts "$corpus_train_opts $train_opts" --aug-feat-dir "$aug_feat_dir" --seeds "$seeds" \
+    --train-opts "$feat_train_opts $corpus_train_opts $train_opts" --aug-feat-dir "$aug_feat_dir" --seeds "$seeds" \
     --gpu "$gpu" "$data" "$feat_dir" "$folds" "$exp"
 fi
 
@@ -247,7 +251,7 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   log "Stage 6: score and summarise"
   # Only models trained with exactly these settings and inputs are scored.
   steps/train.sh --verify-only true --cmvn "$cmvn" --model "$model" --model-opts "$model_opts" \
-    --train-opts "$corpus_train_opts $train_opts" --aug-feat-dir "$aug_feat_dir" --seeds "$seeds" \
+    --train-opts "$feat_train_opts $corpus_train_opts $train_opts" --aug-feat-dir "$aug_feat_dir" --seeds "$seeds" \
     "$data" "$feat_dir" "$folds" "$exp"
   steps/score.sh --seeds "$seeds" "$folds" "$exp"
   log "Results: $(dirname "$exp")/RESULTS.md and exp/$data_name/RESULTS.md"
@@ -278,7 +282,7 @@ elif [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
   steps/make_folds.sh --protocol all --fold-seed "$fold_seed" "$data" "$final_folds"
   steps/compute_cmvn.sh --cmvn "$cmvn" "$data" "$feat_dir" "$final_folds"
   steps/train.sh --cmd "$train_cmd" --cmvn "$cmvn" --model "$model" --model-opts "$model_opts" \
-    --train-opts "$corpus_train_opts $train_opts" --aug-feat-dir "$aug_feat_dir" \
+    --train-opts "$feat_train_opts $corpus_train_opts $train_opts" --aug-feat-dir "$aug_feat_dir" \
     --seeds "$final_seed" --gpu "$gpu" "$data" "$feat_dir" "$final_folds" "$final_exp"
   steps/export_model.sh --results-dir "$(dirname "$exp")" "$final_exp/seed$final_seed/fold1" \
     "$(dirname "$exp")/final"

@@ -19,7 +19,12 @@ Each system's exp dir is the one run.sh names for its settings (run.sh --show-ex
 options that name systems (--extra-opts "--train-opts lr=1e-3") name their rows too, and a row
 is never read from a dir made with other settings.
 
-usage: local/make_results.py [--setups "casia:loso ..."] [--systems "svm lstm ..."]"""
+Systems on other features than the paper's are given as FEAT:MODEL (whisper:svm,
+whisper:lstm_tf_at) and are rows of their own, named like run.sh's systems (whisper_svm,
+whisper_lstm_tf_at); they are also paired with the svm (ComParE functionals), and an encoder's
+lstm_tf_at with the svm on the same encoder's pooled features.
+
+usage: local/make_results.py [--setups "casia:loso ..."] [--systems "svm lstm whisper:svm ..."]"""
 from __future__ import annotations
 
 import argparse
@@ -176,6 +181,44 @@ def _runs_of(row: dict) -> list[dict]:
     return row["runs"]
 
 
+def is_encoder_row(row: dict) -> bool:
+    """A system on features other than the paper's (named after them: whisper_lstm_tf_at)."""
+    return row["system"].startswith(f"{row['feat']}_")
+
+
+def paired_line(a: dict, b: dict) -> str:
+    """One table line: ``a`` − ``b`` over their common folds (UAR, seeds averaged within a fold)."""
+    try:
+        test = compare_runs(_runs_of(a), _runs_of(b), "uar")["test"]
+    except Exception as err:  # too few common folds
+        return f"| {a['system']} − {b['system']} | – | {err} | | | | |"
+    low, high = test["ci95"]
+    return (f"| {a['system']} − {b['system']} | {test['n']} | {100 * test['mean_diff']:+.2f} | "
+            f"{100 * low:+.1f} to {100 * high:+.1f} | {test['t']:.3f} | {test['p_two_sided']:.4f} | "
+            f"{1 - test['p_less']:.4f} |")
+
+
+def encoder_pairs(group: list[dict], reference: dict | None) -> list[str]:
+    """Paired tests of the systems on pretrained-encoder features: against the svm on ComParE
+    functionals, against the paper's model on its features, and the encoder's recurrent models
+    against the svm on the same encoder's pooled features."""
+    encoder_rows = [r for r in group if is_encoder_row(r)]
+    if not encoder_rows:
+        return []
+    by_name = {r["system"]: r for r in group}
+    lines = ["", "Paired tests of the systems on pretrained-encoder features, over folds (UAR, seeds "
+             "averaged within each fold first; t-test on the per-fold differences):", "",
+             "| system − other | folds | mean diff (points) | 95 % CI (points) | t | p two-sided | "
+             "p (system > other) |", "|---|---|---|---|---|---|---|"]
+    for r in encoder_rows:
+        others = [by_name.get("svm"), reference]
+        pooled = by_name.get(f"{r['feat']}_svm")
+        if pooled is not r:
+            others.append(pooled)
+        lines += [paired_line(r, o) for o in others if o is not None]
+    return lines
+
+
 def render(rows: list[dict]) -> str:
     lines = ["# RESULTS", "",
              "The paper's table (Xie et al., TASLP 2019) as this recipe measures it: every system on "
@@ -238,6 +281,7 @@ def render(rows: list[dict]) -> str:
                 lines.append(f"| {r['system']} | {test['n']} | {100 * test['mean_diff']:+.2f} | "
                              f"{100 * low:+.1f} to {100 * high:+.1f} | {test['t']:.3f} | "
                              f"{test['p_two_sided']:.4f} | {p_greater:.4f} |")
+        lines += encoder_pairs(group, ref)
         lines += ["", "Commands:", ""]
         lines += [f"- {r['system']}: `{r['command']}`" for r in group]
         lines.append("")
@@ -263,10 +307,19 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_opts(args: argparse.Namespace, system: str) -> str:
+def feat_and_model(system: str, lld_feat: str) -> tuple[str, str]:
+    """The features and model of a system of --systems: FEAT:MODEL, or a model on the
+    paper's features (the svm on ComParE functionals, the others on ``lld_feat``)."""
+    if ":" in system:
+        feat, model = system.split(":", 1)
+        return feat, model
+    return ("compare_functionals" if system == "svm" else lld_feat), system
+
+
+def run_opts(args: argparse.Namespace, model: str) -> str:
     """run.sh's options of a system beyond corpus, protocol, features and model."""
     opts = ""
-    if system != "svm" and args.speed_perturb != "auto":
+    if model != "svm" and args.speed_perturb != "auto":
         factors = "" if args.speed_perturb == "none" else " ".join(split_factors(args.speed_perturb))
         opts = f'--speed-perturb "{factors}"'
     return " ".join(o for o in (opts, args.extra_opts.strip()) if o)
@@ -290,21 +343,24 @@ def main(argv=None) -> None:
         corpus, protocol = setup.split(":")
         num_folds = f"--num-folds {args.random_repeats}" if protocol == "random" else ""
         for system in args.systems.split():
-            feat = "compare_functionals" if system == "svm" else args.lld_feat
-            asked.append((corpus, setup, protocol, num_folds, feat, system, run_opts(args, system)))
+            feat, model = feat_and_model(system, args.lld_feat)
+            asked.append((corpus, setup, protocol, num_folds, feat, model, run_opts(args, model), system))
     with ThreadPoolExecutor(max_workers=4) as pool:  # each call starts run.sh and a few Pythons
         exp_dirs = list(pool.map(lambda a: system_exp_dir(a[0], a[2], a[3], a[4], a[5], a[6]), asked))
     collected: list[tuple[Path, dict]] = []
     names = []  # (corpus, folds, row, setup) of every row asked for
-    for (corpus, setup, protocol, num_folds, feat, system, opts), exp_dir in zip(asked, exp_dirs):
+    for (corpus, setup, protocol, num_folds, feat, model, opts, system), exp_dir in zip(asked, exp_dirs):
         system_dir = args.exp_dir / exp_dir.parent.relative_to("exp")
         folds = exp_dir.name
-        key = system_dir.name[len(feat) + 1:] if system_dir.name.startswith(f"{feat}_") else system_dir.name
+        # The paper's systems are named without their features; the others keep them.
+        key = system_dir.name
+        if ":" not in system and key.startswith(f"{feat}_"):
+            key = key[len(feat) + 1:]
         extra = f" --extra-opts {shlex.quote(opts)}" if opts else ""
         command = (f"local/run_ablation.sh --{corpus}-dir <{corpus.upper()}> --setups {setup} "
                    f"--systems {system} --seeds \"1 2 3\"{extra}"
                    f"  # = ./run.sh --corpus {corpus} --{corpus}-dir <{corpus.upper()}> --protocol {protocol}"
-                   f"{' ' + num_folds if num_folds else ''} --feat {feat} --model {system} --seeds \"1 2 3\""
+                   f"{' ' + num_folds if num_folds else ''} --feat {feat} --model {model} --seeds \"1 2 3\""
                    f"{' ' + opts if opts else ''}")
         names.append((corpus, folds, key, setup))
         for row in measure_rows(corpus, folds, key, system_dir, command):

@@ -47,6 +47,9 @@ FEATURE_TYPES: dict[str, Any] = {
     "compare_lld": "ser.opensmile_features:build_compare_lld",
     # One (1, 6373) row per utterance: the openSMILE + SVM baseline (--model svm).
     "compare_functionals": "ser.opensmile_features:build_compare_functionals",
+    # Frozen pretrained encoders (ser/encoder_features.py), frame-level like the others.
+    "whisper": "ser.encoder_features:build_whisper",
+    "ssl": "ser.encoder_features:build_ssl",
 }
 
 
@@ -54,6 +57,11 @@ def load_feature_options(name: str, conf_dir: Path | str | None = None) -> dict:
     """The options in ``conf/feats/<name>.yaml`` (empty if there is none)."""
     path = Path(conf_dir or CONF_DIR) / f"{name}.yaml"
     return load_yaml(path) if path.is_file() else {}
+
+
+def runs_on_device(name: str) -> bool:
+    """Whether feature type ``name`` can be computed on a GPU (its config has a ``device``)."""
+    return "device" in load_feature_options(name)
 
 
 def build_extractor(name: str, conf_dir: Path | str | None = None, **overrides) -> FeatureExtractor:

@@ -8,8 +8,11 @@ into a linear SVM (``--model svm``, settings in ``conf/model/svm.yaml``).
   (UAR) on the validation split; the best wins, ties going to the smaller C. The
   selected model is the one trained on the training part only: the validation split
   stays unseen by the weights, as it does for the LSTM trainer's selected epoch.
-- Frame-level features (T, D) are averaged over their frames into one vector, so
-  that an SVM runs on any feature type; the baseline's are already one row.
+- Frame-level features (T, D) are pooled over their frames into one vector, so that an
+  SVM runs on any feature type (an utterance-level version of the same features):
+  ``pooling: mean_std`` (conf/model/svm.yaml) joins each dimension's mean and standard
+  deviation, ``mean`` keeps the mean alone. The baseline's functionals are already one
+  row, whose standard deviation is zero: a constant the scaler and the SVM ignore.
 - Scores, not probabilities: LinearSVC has none, so :meth:`SvmClassifier.posteriors`
   is the softmax of the decision function (one-vs-rest margins). Its argmax is the
   SVM's decision; its values are not calibrated probabilities.
@@ -46,8 +49,9 @@ if TYPE_CHECKING:  # ser.train imports torch, which the SVM does not need
 MODEL_FILE = "svm.joblib"
 FORMAT = 1
 DEFAULTS: dict[str, Any] = {"variant": "svm", "c_grid": [1e-4, 1e-3, 1e-2, 1e-1, 1.0],
-                            "class_weight": "balanced", "max_iter": 10000}
+                            "class_weight": "balanced", "max_iter": 10000, "pooling": "mean_std"}
 CLASS_WEIGHTS = (None, "balanced")
+POOLINGS = ("mean", "mean_std")
 
 
 def check_config(model_config: dict) -> dict:
@@ -77,15 +81,19 @@ def check_config(model_config: dict) -> dict:
         raise SerError(f"svm c_grid {grid} repeats a value")
     if config["class_weight"] not in CLASS_WEIGHTS:
         raise SerError(f"svm class_weight {config['class_weight']!r} is not one of {CLASS_WEIGHTS}")
+    if config["pooling"] not in POOLINGS:
+        raise SerError(f"svm pooling {config['pooling']!r} is not one of {POOLINGS}")
     max_iter = config["max_iter"]
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise SerError(f"svm max_iter {max_iter!r} is not a positive integer")
     return {**config, "c_grid": values}
 
 
-def utterance_matrix(feats: Sequence[np.ndarray], input_dim: int | None = None) -> np.ndarray:
+def utterance_matrix(feats: Sequence[np.ndarray], input_dim: int | None = None,
+                     pooling: str = "mean") -> np.ndarray:
     """(N, D) float64: each utterance's (T, D) features averaged over frames (T is 1
-    for functionals)."""
+    for functionals); (N, 2D) with ``pooling="mean_std"``, the means then the standard
+    deviations."""
     rows = []
     for i, f in enumerate(feats):
         f = np.asarray(f)
@@ -94,9 +102,12 @@ def utterance_matrix(feats: Sequence[np.ndarray], input_dim: int | None = None) 
                            f"got shape {f.shape}")
         if input_dim is not None and f.shape[1] != input_dim:
             raise SerError(f"utterance {i}: {f.shape[1]} features, the SVM takes {input_dim}")
-        rows.append(f.mean(axis=0, dtype=np.float64))
+        row = f.mean(axis=0, dtype=np.float64)
+        if pooling == "mean_std":
+            row = np.concatenate([row, f.std(axis=0, dtype=np.float64)])
+        rows.append(row)
     if not rows:
-        return np.zeros((0, input_dim or 0))
+        return np.zeros((0, (input_dim or 0) * (2 if pooling == "mean_std" else 1)))
     dims = {r.shape[0] for r in rows}
     if len(dims) > 1:
         raise SerError(f"utterances differ in feature dimension: {sorted(dims)}")
@@ -114,16 +125,18 @@ def _softmax(scores_: np.ndarray) -> np.ndarray:
 
 class SvmClassifier:
     """A trained SVM: the sklearn pipeline (StandardScaler + LinearSVC), the labels in
-    output order, the chosen ``C`` and its index ``epoch`` (1-based) in the grid."""
+    output order, the chosen ``C`` and its index ``epoch`` (1-based) in the grid, the
+    frames' dimension ``input_dim`` and how they are pooled."""
 
-    def __init__(self, pipeline: Pipeline, labels: list[str], C: float, epoch: int, input_dim: int):
+    def __init__(self, pipeline: Pipeline, labels: list[str], C: float, epoch: int, input_dim: int,
+                 pooling: str = "mean"):
         self.pipeline, self.labels, self.C, self.epoch = pipeline, list(labels), C, epoch
-        self.input_dim = input_dim
+        self.input_dim, self.pooling = input_dim, pooling
 
     def decision(self, feats: Sequence[np.ndarray]) -> np.ndarray:
         """(N, num labels) one-vs-rest margins; a class the SVM never saw in training
         gets -inf. Two classes: LinearSVC's one margin d becomes (0, d)."""
-        x = utterance_matrix(feats, self.input_dim)
+        x = utterance_matrix(feats, self.input_dim, self.pooling)
         out = np.full((len(x), len(self.labels)), -np.inf)
         if not len(x):
             return out
@@ -150,7 +163,7 @@ class SvmClassifier:
         """Written beside ``path`` and renamed into place."""
         tmp = path.with_name(path.name + ".tmp")
         joblib.dump({"format": FORMAT, "pipeline": self.pipeline, "labels": self.labels, "C": self.C,
-                     "epoch": self.epoch, "input_dim": self.input_dim,
+                     "epoch": self.epoch, "input_dim": self.input_dim, "pooling": self.pooling,
                      "sklearn": sklearn.__version__}, tmp)
         tmp.replace(path)
 
@@ -171,7 +184,9 @@ def load_svm(path: Path | str) -> SvmClassifier:
     if state["sklearn"] != sklearn.__version__:
         logging.warning("%s was written by scikit-learn %s, this is %s", path, state["sklearn"],
                         sklearn.__version__)
-    return SvmClassifier(state["pipeline"], state["labels"], state["C"], state["epoch"], state["input_dim"])
+    # Files written before pooling was an option pooled by the mean.
+    return SvmClassifier(state["pipeline"], state["labels"], state["C"], state["epoch"], state["input_dim"],
+                         state.get("pooling", "mean"))
 
 
 def _plot(history: list[dict], path: Path, title: str) -> None:
@@ -206,9 +221,9 @@ def train_svm(out_dir: Path, train: Utterances, valid: Utterances, labels: list[
     config = check_config(model_config)
     if not len(train) or not len(valid):
         raise SerError(f"{out_dir}: empty training ({len(train)}) or validation ({len(valid)}) set")
-    x_train = utterance_matrix(train.feats)
-    input_dim = x_train.shape[1]
-    x_valid = utterance_matrix(valid.feats, input_dim)
+    input_dim = np.asarray(train.feats[0]).shape[-1]
+    x_train = utterance_matrix(train.feats, input_dim, config["pooling"])
+    x_valid = utterance_matrix(valid.feats, input_dim, config["pooling"])
     y_train = np.asarray(train.labels, dtype=np.int64)
     if len(np.unique(y_train)) < 2:
         raise SerError(f"{out_dir}: the training set has one class only "
@@ -243,7 +258,7 @@ def train_svm(out_dir: Path, train: Utterances, valid: Utterances, labels: list[
                      "" if converged else f" (not converged in max_iter={config['max_iter']})",
                      entry["seconds"])
     pipeline = Pipeline([("scaler", scaler), ("svm", best_svm)])
-    SvmClassifier(pipeline, labels, best["C"], best["epoch"], input_dim).save(out_dir / MODEL_FILE)
+    SvmClassifier(pipeline, labels, best["C"], best["epoch"], input_dim, config["pooling"]).save(out_dir / MODEL_FILE)
     tmp = out_dir / "history.json.tmp"
     tmp.write_text(json.dumps({"history": history, "selected": best}, indent=1) + "\n")
     tmp.replace(out_dir / "history.json")

@@ -17,6 +17,7 @@ compress=false        # store kaldi compressed matrices
 speed_perturb=""      # speed factors of perturbed copies, e.g. "0.9 1.1" (sox speed)
 feats_scp=""          # --feat external: Kaldi feats.scp file(s), frame-level (T x D) or 1 x D per utterance
 frame_shift=""        # --feat external: frame shift in seconds [default: estimated from the durations]
+gpu=0                 # 1: compute encoder features (whisper, ssl) on CUDA
 
 help_message="Usage: $0 [options] <data-dir> <feat-dir>
 e.g.: $0 --nj 4 --feat lld93 data/casia data/casia/feats/lld93"
@@ -61,6 +62,13 @@ fi
 # The feature type's config files are part of the record: a changed default is a new feature;
 # so is the copies' sox command (copies made before sox -R had random dither).
 conf_hash=$(cat "$SER_ROOT"/conf/feats/"$feat".* 2>/dev/null | sha1sum | cut -c1-12)
+# Features computed on CUDA are recorded as such (CPU records, made before --gpu, stay valid).
+# Only feature types with a device (the encoders) use the GPU, and ask the cluster for one.
+device=cpu device_record=""
+if [ "$gpu" = 1 ] && [ "$(python -m ser.bin.recipe_info runs-on-device "$feat")" = true ]; then
+  device=cuda device_record=$'\ndevice=cuda'
+  cmd+=" --gpu 1"
+fi
 perturb_command=""
 [ -n "$speed_perturb" ] && \
   perturb_command=$(python -c 'from ser.audio import speed_perturbed_entry; print(speed_perturbed_entry("WAV", "F"))')
@@ -70,7 +78,7 @@ feat_opts=$feat_opts
 feat_conf=$conf_hash
 speed_perturb=$speed_perturb${speed_perturb:+
 perturb_command=$perturb_command}
-compress=$compress
+compress=$compress${device_record}
 data=$(record_id "$data")"
 lock_dir "$dir"
 if is_done "$dir" "$settings"; then
@@ -106,7 +114,7 @@ log "computing $feat features for $(wc -l < "$wav_scp") utterances in $nj jobs"
 keep_job_logs "$dir/log" make_feats
 $cmd JOB=1:"$nj" "$dir/log/make_feats.JOB.log" \
   python -m ser.bin.compute_feats --feat "$feat" --feat-opts "$feat_opts" \
-    --wav-scp "$dir/split/wav.JOB.scp" --out "$abs_dir/split/raw.JOB" $compress_opt
+    --wav-scp "$dir/split/wav.JOB.scp" --out "$abs_dir/split/raw.JOB" --device $device $compress_opt
 
 # Its warnings (files that failed, under the allowed share) belong on the console too.
 python -m ser.bin.merge_feats --wav-scp "$wav_scp" --feat-dir "$dir" --nj "$nj" \

@@ -15,7 +15,7 @@ from ser.audio import SAMPLE_RATE, load_audio
 from ser.cmvn import Normalizer, accumulate, save_stats
 from ser.errors import AudioError, SerError
 from ser.features import build_extractor, extract_features, feature_names, frame_length
-from ser.svm import DEFAULTS, check_config, load_svm, train_svm
+from ser.svm import DEFAULTS, check_config, load_svm, train_svm, utterance_matrix
 from ser.train import Utterances
 
 LABELS = ["angry", "neutral", "sad"]
@@ -106,8 +106,9 @@ def test_train_svm_selects_c_on_validation_and_scores_well(tmp_path):
     assert posteriors.shape == (60, 3) and posteriors.dtype == np.float32
     np.testing.assert_allclose(posteriors.sum(1), 1, atol=1e-6)
     assert np.mean(posteriors.argmax(1) == np.array(test.labels)) > 0.9
-    # The softmax keeps the SVM's own decision.
-    x = np.concatenate(test.feats)
+    # The softmax keeps the SVM's own decision; one-row features pool to themselves and a zero std.
+    assert svm.pooling == "mean_std"
+    x = np.concatenate([np.concatenate(test.feats), np.zeros((60, 20))], axis=1)
     np.testing.assert_array_equal(posteriors.argmax(1), svm.pipeline.predict(x))
     np.testing.assert_array_equal(svm.predict(test.feats), svm.pipeline.predict(x))
 
@@ -129,7 +130,8 @@ def test_scaler_is_fitted_on_the_training_part_only(tmp_path):
         train_svm(out, train, gaussian(30, 1, shift=shift), LABELS, GRID, seed=1)
         runs[shift] = load_svm(out).pipeline.named_steps["scaler"]
     np.testing.assert_array_equal(runs[0.0].mean_, runs[100.0].mean_)
-    np.testing.assert_allclose(runs[0.0].mean_, np.concatenate(train.feats).mean(0), rtol=1e-6, atol=1e-6)
+    means = np.concatenate(train.feats).mean(0)  # one-row features: their std half is zero
+    np.testing.assert_allclose(runs[0.0].mean_, np.concatenate([means, np.zeros_like(means)]), rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(runs[0.0].scale_, runs[100.0].scale_)
 
 
@@ -145,21 +147,31 @@ def test_same_seed_same_model(tmp_path):
         strip(json.loads((tmp_path / "b/history.json").read_text()))
 
 
-def test_frames_are_averaged_and_unseen_classes_get_zero(tmp_path):
-    # Frame-level input (T, D): the SVM sees each utterance's mean frame.
+def test_frames_are_pooled_and_unseen_classes_get_zero(tmp_path):
+    # Frame-level input (T, D): with pooling mean, the SVM sees each utterance's mean frame ...
     train, valid = gaussian(60, 0, frames=5), gaussian(30, 1, frames=3)
     labels = LABELS + ["happy"]  # never in training
-    train_svm(tmp_path / "frames", train, valid, labels, GRID, seed=1)
+    train_svm(tmp_path / "frames", train, valid, labels, {**GRID, "pooling": "mean"}, seed=1)
     svm = load_svm(tmp_path / "frames")
+    assert svm.pooling == "mean" and svm.input_dim == 20
     means = [f.mean(0, keepdims=True) for f in valid.feats]
     np.testing.assert_allclose(svm.posteriors(valid.feats), svm.posteriors(means), atol=1e-6)
+    # ... and with mean_std (the default) the means, then the standard deviations, of each dimension.
+    train_svm(tmp_path / "mean_std", train, valid, labels, GRID, seed=1)
+    pooled = load_svm(tmp_path / "mean_std")
+    assert pooled.pooling == "mean_std" and pooled.input_dim == 20
+    assert pooled.pipeline.named_steps["scaler"].mean_.shape == (40,)
+    x = np.stack([np.concatenate([f.mean(0), f.std(0)]) for f in valid.feats])
+    np.testing.assert_array_equal(pooled.predict(valid.feats), pooled.pipeline.predict(x))
+    with pytest.raises(SerError, match="18 features, the SVM takes 20"):
+        pooled.predict([f[:, :18] for f in valid.feats])
     posteriors = svm.posteriors(valid.feats)
     assert posteriors.shape == (30, 4) and np.all(posteriors[:, 3] == 0)
     # Two classes: LinearSVC's single margin d becomes the scores (0, d).
     train2, valid2 = gaussian(40, 3, num_classes=2), gaussian(20, 4, num_classes=2)
     train_svm(tmp_path / "binary", train2, valid2, ["a", "b"], GRID, seed=1)
     svm2 = load_svm(tmp_path / "binary")
-    x = np.concatenate(valid2.feats)
+    x = utterance_matrix(valid2.feats, 20, "mean_std")
     np.testing.assert_array_equal(svm2.posteriors(valid2.feats).argmax(1), svm2.pipeline.predict(x))
     margins = svm2.pipeline.decision_function(x)
     np.testing.assert_allclose(svm2.posteriors(valid2.feats)[:, 1], 1 / (1 + np.exp(-margins)), rtol=1e-5)
@@ -171,6 +183,7 @@ def test_frames_are_averaged_and_unseen_classes_get_zero(tmp_path):
     ({"c_grid": [True]}, r"c_grid value True"),
     ({"c_grid": [float("inf")]}, r"c_grid value inf"),
     ({"c_grid": []}, r"c_grid is empty"),
+    ({"pooling": "max"}, r"pooling 'max' is not one of"),
     ({"c_grid": [0.1, 0.1]}, r"repeats a value"),
     ({"class_weight": "auto"}, r"class_weight 'auto'"),
     ({"max_iter": 0}, r"max_iter 0"),

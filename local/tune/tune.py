@@ -6,7 +6,7 @@ Never reads the outer test speaker of fold1 (CASIA: ZhaoZuoxiang; EmoDB: emodb03
 Each inner split holds out training speakers as validation (CASIA: 1 of the 3;
 EmoDB: 3 of the 9) and trains on the rest.
 
-  tune.py pack --corpus casia --scratch /work/scratch --out .tune_dev/casia.npz
+  tune.py pack --corpus casia --scratch . --out .tune_dev/casia.npz [--feat whisper]
   tune.py run --data .tune_dev/casia.npz --name base --train-opts "epochs=30" \
       --model-opts "frame_stack=2" --cmvn utt --results local/tune/results.jsonl
   tune.py sweep --plan plan.txt --jobs 2 --results ...   (lines: name<TAB>data<TAB>args)
@@ -36,7 +36,7 @@ def pack(args):
     d = Path(args.scratch) / "data" / args.corpus
     utt2spk = dict(line.split() for line in open(d / "utt2spk"))
     utt2emo = dict(line.split() for line in open(d / "utt2emo"))
-    scp = dict(line.split(None, 1) for line in open(d / "feats/lld93/feats.scp"))
+    scp = dict(line.split(None, 1) for line in open(d / "feats" / args.feat / "feats.scp"))
     emotions = sorted(set(utt2emo.values()))
     ids = sorted(u for u in scp if utt2spk[u] != OUTER_TEST[args.corpus])
     feats = [kaldiio.load_mat(scp[u].strip()).astype(np.float32) for u in ids]
@@ -45,7 +45,7 @@ def pack(args):
                         labels=np.array([emotions.index(utt2emo[u]) for u in ids]),
                         emotions=np.array(emotions), lengths=np.array([f.shape[0] for f in feats]),
                         feats=np.concatenate(feats),
-                        names=np.array(open(d / "feats/lld93/feat_names.txt").read().split()),
+                        names=np.array(open(d / "feats" / args.feat / "feat_names.txt").read().split()),
                         **augmented_copies(d, args.aug_feats, ids))
     print(f"{args.out}: {len(ids)} utterances without {OUTER_TEST[args.corpus]}")
 
@@ -258,7 +258,9 @@ def main():
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("pack")
     a.add_argument("--corpus", required=True, choices=sorted(OUTER_TEST))
-    a.add_argument("--scratch", default="/work/scratch")
+    a.add_argument("--scratch", default=str(Path(__file__).resolve().parents[2]),
+                   help="the recipe root whose data/<corpus> to pack (default: this checkout)")
+    a.add_argument("--feat", default="lld93", help="feature dir under data/<corpus>/feats/")
     a.add_argument("--out", required=True)
     a.add_argument("--aug-feats", default="", help="feats dir of speed-perturbed copies, e.g. lld93_sp0.9_1.1")
     a = sub.add_parser("run")

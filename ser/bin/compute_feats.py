@@ -30,6 +30,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--wav-scp", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path, help="output prefix, e.g. feats/raw.3")
     p.add_argument("--compress", action="store_true", help="kaldi compressed matrices")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="where encoder features (whisper, ssl) are computed; other types run on the CPU "
+                        "(default: %(default)s)")
     return p
 
 
@@ -43,7 +46,10 @@ def main(argv=None) -> None:
         return
     wavs = read_table(args.wav_scp)
     options = {**load_feature_options(args.feat), **parse_key_values(args.feat_opts)}
-    extractor = build_extractor(args.feat, **options)
+    # The device is where, not what: the recorded options (and a bundle's extractor) keep the
+    # config's own, so that a model trained on GPU-made features classifies on a CPU.
+    device = {"device": args.device} if "device" in options else {}
+    extractor = build_extractor(args.feat, **{**options, **device})
     tmp_scp = scp.with_name(scp.name + ".tmp")
     failed, num_frames = [], []
     with kaldiio.WriteHelper(f"ark,scp:{ark},{tmp_scp}",

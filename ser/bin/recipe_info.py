@@ -6,6 +6,7 @@
                                            '' for an identity emotion mapping, else its hash
   recipe_info.py speed-factors auto|"F ..."   the speed factors (auto: the recipe's default)
   recipe_info.py speed-tag auto|"F ..."       their dir-name suffix, e.g. sp0.9_1.1 ('' for none)
+  recipe_info.py runs-on-device FEAT        true if the feature type can be computed on a GPU, else false
   recipe_info.py corpus-digest DIR [--cache FILE]  hash of a corpus's files (paths, sizes, contents)
   recipe_info.py check [--feat F] [--model M] [--baseline B] [--cmvn C] [--protocol P] [--seeds "S ..."]
                                            exits with one message naming every unknown setting
@@ -50,7 +51,7 @@ def check_settings(feat: str = "", model: str = "", cmvn: str = "", protocol: st
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=("default-protocol", "tag", "emotion-map", "speed-factors", "speed-tag",
-                                      "corpus-digest", "check"))
+                                      "corpus-digest", "runs-on-device", "check"))
     p.add_argument("value", nargs="?", default="")
     p.add_argument("--variants", default="", help="emotion-map: '<corpus>:<variant> ...'")
     p.add_argument("--cache", help="corpus-digest: the file that keeps each file's hash between calls")
@@ -67,6 +68,9 @@ def main(argv=None) -> None:
         print(" ".join(split_factors(args.value)))
     elif args.what == "speed-tag":
         print(factors_tag(args.value))
+    elif args.what == "runs-on-device":
+        from ser.features import runs_on_device
+        print("true" if runs_on_device(args.value) else "false")
     elif args.what == "corpus-digest":
         print(corpus_digest(args.value, args.cache))
     else:
