@@ -14,6 +14,7 @@ ser infer does, --test-copies bundle); copies= in the line says how many per fil
 Both backends run with torch's thread count (1 under path.sh's OMP_NUM_THREADS=1).
 Usage (after . ./path.sh): local/bench_infer.py --model exp/synth/lld93_lstm_tf_at_sp/final [--files 100] [--repeats 3] INPUT...
 (INPUT as for ser infer: files, directories, wav.scp; fewer files than --files are reused in turn)
+--quick classifies a few files once per backend, to check that the script works.
 """
 from __future__ import annotations
 
@@ -25,19 +26,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ser.bin import HelpFormatter, run_tool
 from ser.bin.infer import copies_option, list_inputs
 from ser.bundle import EmotionClassifier
 
+# Sizes of --quick: every option it sets can still be given on the command line.
+QUICK = dict(files=4, repeats=1, batch_size=2)
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("inputs", nargs="+", help="audio files, directories or wav.scp files")
     p.add_argument("--model", required=True, type=Path, help="a bundle with model.onnx (stage 7)")
     p.add_argument("--files", type=int, default=100, help="files to classify")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per backend (the best counts)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=16, help="files per model call")
     p.add_argument("--test-copies", default="bundle", help="as ser infer's: bundle, none or factors")
-    args = p.parse_args()
+    p.add_argument("--quick", action="store_true", help="check that the script works: " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items()))
+    if p.parse_known_args(argv)[0].quick:
+        p.set_defaults(**QUICK)
+    args = p.parse_args(argv)
     items = [path for _, path in list_inputs(args.inputs)]
     if not items:
         sys.exit(f"bench_infer: no audio in {' '.join(args.inputs)}")
@@ -71,4 +81,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

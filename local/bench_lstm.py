@@ -1,46 +1,77 @@
 #!/usr/bin/env python3
 """Times the LSTM-AT recurrence (ser/attention_lstm.py) against torch.nn.LSTM.
 
-Forward plus backward of one batch for both 2-layer recurrences in the same
-process, interleaved so that load from other jobs hits both alike; a few warm-up
-iterations, then the median of N. Then one simulated training epoch (forward,
-backward, Adam step) of the full models lstm_tf_at and lstm_tf (same head and
-attentions, LSTM-AT vs torch.nn.LSTM), also interleaved, on a CASIA leave-one-
-speaker-out fold: 900 utterances of 1.0-4.9 s at a 16 ms frame shift (random
-lengths), length-bucketed batches.
-The last line is ratio_at_vs_torch_lstm=<LSTM-AT time / torch.nn.LSTM time>.
+Every model here is built as the recipe builds it: ser.model.build_model with the
+defaults of conf/model/<variant>.yaml, overridden by --model-opts as run.sh's
+--model-opts overrides them. First forward plus backward of one batch through the
+encoders of lstm_at (LSTM-AT) and lstm (torch.nn.LSTM), in the same process,
+interleaved so that load from other jobs hits both alike: a few warm-up iterations,
+then the median of N. The batch is --frames frames of --input-dim features, stacked
+as the model stacks them (frame_stack k: ceil(frames / k) steps of k * input_dim).
+Then one simulated training epoch (forward, backward, Adam step) of the full models
+lstm_tf_at and lstm_tf (same head and attentions, LSTM-AT vs torch.nn.LSTM), also
+interleaved, on a CASIA leave-one-speaker-out fold: 900 utterances of 1.0-4.9 s at a
+16 ms frame shift (random lengths), length-bucketed batches.
+
+The last line is
+  ratio_at_vs_torch_lstm=<LSTM-AT time / torch.nn.LSTM time>
+of the encoders' forward + backward. --quick runs a tiny model on a tiny batch in
+seconds, to check that the script works; its figures mean nothing.
 """
 
 import argparse
 import os
 import statistics
 import time
-from typing import Callable, List
+from typing import Any, Callable, Dict, List
 
 import torch
 from torch import nn
 
-from ser.attention_lstm import AttentionGateLSTM
-from ser.model import build_model
+from ser.bin import HelpFormatter, run_tool
+from ser.config import parse_key_values
+from ser.errors import SerError
+from ser.model import build_model, load_model_config
+
+# Sizes of --quick: every option it sets can still be given on the command line.
+QUICK = dict(batch_size=4, frames=12, warmup=1, iters=2, epoch_utts=8, min_frames=6, max_frames=15,
+             model_opts="hidden_size=8 num_layers=2 fc_dim=8")
 
 
-def get_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def get_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--frames", type=int, default=120, help="frames per utterance of the timed batch")
-    parser.add_argument("--input-dim", type=int, default=93)
-    parser.add_argument("--hidden-size", type=int, default=256)
-    parser.add_argument("--num-layers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=128, help="utterances per batch")
+    parser.add_argument("--frames", type=int, default=120, help="feature frames per utterance of the timed batch")
+    parser.add_argument("--input-dim", type=int, default=93, help="features per frame (lld93)")
+    parser.add_argument("--model-opts", default="",
+                        help="overrides of conf/model/<variant>.yaml, 'key=value ...', e.g. 'hidden_size=128'; "
+                             "each variant takes those its config has (gate_size: the LSTM-AT ones)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed iterations")
     parser.add_argument("--iters", type=int, default=10, help="timed iterations (median)")
     parser.add_argument("--epoch-utts", type=int, default=900, help="training utterances of the simulated fold")
     parser.add_argument("--min-frames", type=int, default=60, help="1.0 s at a 16 ms shift")
     parser.add_argument("--max-frames", type=int, default=300, help="4.9 s at a 16 ms shift")
-    parser.add_argument("--num-classes", type=int, default=6)
+    parser.add_argument("--num-classes", type=int, default=6, help="emotions (CASIA's 6)")
     parser.add_argument("--skip-epoch", action="store_true", help="time only the recurrences")
-    parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args()
+    parser.add_argument("--quick", action="store_true",
+                        help="a tiny run that checks the script works: " + " ".join(
+                            f"--{k.replace('_', '-')} {v!r}" for k, v in QUICK.items()))
+    parser.add_argument("--seed", type=int, default=0, help="of the weights and the random batches")
+    if parser.parse_known_args(argv)[0].quick:
+        parser.set_defaults(**QUICK)
+    return parser.parse_args(argv)
+
+
+def variant_options(variants: List[str], overrides: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    """The overrides each variant takes (those its conf/model yaml sets); one that no
+    variant takes is a typo, and an error."""
+    keys = {v: set(load_model_config(v)) - {"variant"} for v in variants}
+    unknown = sorted(set(overrides) - set().union(*keys.values()))
+    if unknown:
+        raise SerError(f"--model-opts: {', '.join(unknown)} is an option of none of {', '.join(variants)}")
+    return {v: {k: value for k, value in overrides.items() if k in keys[v]} for v in variants}
 
 
 def fwd_bwd_times(models: List[nn.Module], feats: torch.Tensor, warmup: int, iters: int) -> List[float]:
@@ -77,30 +108,32 @@ def epoch_seconds(train_steps: List[Callable[..., None]], args: argparse.Namespa
     return seconds
 
 
-def main() -> None:
-    args = get_args()
+def main(argv=None) -> None:
+    args = get_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    size = dict(hidden_size=args.hidden_size, num_layers=args.num_layers)
-    attention_gate = AttentionGateLSTM(args.input_dim, **size)
-    torch_lstm = nn.LSTM(args.input_dim, **size, batch_first=True)
+    variants = ["lstm_at", "lstm", "lstm_tf_at", "lstm_tf"]
+    options = variant_options(variants, parse_key_values(args.model_opts))
+    recurrent = [build_model(args.input_dim, args.num_classes, v, **options[v]) for v in variants[:2]]
+    config = recurrent[0].config
+    feats = torch.randn(args.batch_size, args.frames, args.input_dim)
+    # The encoders' input as the models make it from feature frames.
+    steps = recurrent[0]._stack_frames(feats, torch.full((args.batch_size,), args.frames))[0]
     print(
         f"threads={torch.get_num_threads()} batch={args.batch_size} frames={args.frames} input_dim={args.input_dim} "
-        f"hidden={args.hidden_size} layers={args.num_layers} warmup={args.warmup} iters={args.iters} "
-        f"loadavg_1min={os.getloadavg()[0]:.2f} cpus={os.cpu_count()}"
+        f"frame_stack={config['frame_stack']} steps={steps.size(1)} step_dim={steps.size(2)} "
+        f"hidden={config['hidden_size']} layers={config['num_layers']} rnn_dropout={config['rnn_dropout']} "
+        f"warmup={args.warmup} iters={args.iters} loadavg_1min={os.getloadavg()[0]:.2f} cpus={os.cpu_count()}"
     )
-    params = [sum(p.numel() for p in m.parameters()) for m in (attention_gate, torch_lstm)]
+    params = [sum(p.numel() for p in m.encoder.parameters()) for m in recurrent]
     print(f"params lstm_at={params[0]} torch_lstm={params[1]}")
-
-    feats = torch.randn(args.batch_size, args.frames, args.input_dim)
-    at_s, lstm_s = fwd_bwd_times([attention_gate, torch_lstm], feats, args.warmup, args.iters)
+    at_s, lstm_s = fwd_bwd_times([m.encoder for m in recurrent], steps, args.warmup, args.iters)
     print(f"fwd_bwd_ms lstm_at={1e3 * at_s:.1f} torch_lstm={1e3 * lstm_s:.1f} (median of {args.iters})")
 
     if not args.skip_epoch:
-        variants = ("lstm_tf_at", "lstm_tf")
         train_steps = []
-        for variant in variants:
-            model = build_model(args.input_dim, args.num_classes, variant, **size)
+        for variant in variants[2:]:
+            model = build_model(args.input_dim, args.num_classes, variant, **options[variant])
             optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
             def train_step(feats, lengths, labels, model=model, optimizer=optimizer):
@@ -108,15 +141,16 @@ def main() -> None:
                 nn.functional.cross_entropy(model(feats, lengths), labels).backward()
                 optimizer.step()
 
-            train_step(feats[:8], torch.full((8,), args.frames), torch.zeros(8, dtype=torch.long))  # warm-up
+            batch = min(8, args.batch_size)  # warm-up
+            train_step(feats[:batch], torch.full((batch,), args.frames), torch.zeros(batch, dtype=torch.long))
             train_steps.append(train_step)
         seconds = epoch_seconds(train_steps, args)
         print(
             f"epoch_s casia_fold(utts={args.epoch_utts}, frames={args.min_frames}-{args.max_frames}, "
-            f"batch={args.batch_size}, bucketed) " + " ".join(f"{v}={s:.2f}" for v, s in zip(variants, seconds))
+            f"batch={args.batch_size}, bucketed) " + " ".join(f"{v}={s:.2f}" for v, s in zip(variants[2:], seconds))
         )
     print(f"ratio_at_vs_torch_lstm={at_s / lstm_s:.3f}")
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ser.bin import run_tool  # noqa: E402
+from ser.bin import HelpFormatter, run_tool  # noqa: E402
 from ser.errors import SerError  # noqa: E402
 from ser.metrics import paired_test  # noqa: E402
 from ser.report import collect_runs  # noqa: E402
@@ -24,11 +24,11 @@ from ser.report import collect_runs  # noqa: E402
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("exp_a", type=Path)
-    p.add_argument("exp_b", type=Path)
+                                formatter_class=HelpFormatter)
+    p.add_argument("exp_a", type=Path, help="system A's dir, e.g. exp/casia/lld93_lstm")
+    p.add_argument("exp_b", type=Path, help="system B's dir, e.g. exp/casia/lld93_lstm_tf_at")
     p.add_argument("--protocol", help="default: the one protocol both systems have")
-    p.add_argument("--metric", default="uar", choices=("uar", "wa", "macro_f1"))
+    p.add_argument("--metric", default="uar", choices=("uar", "wa", "macro_f1"), help="the score compared")
     return p
 
 

@@ -56,8 +56,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("wav_scp", type=Path)
     p.add_argument("out_dir", type=Path, help="gets feats.ark and feats.scp")
-    p.add_argument("--num-filters", type=int, default=80)
-    p.add_argument("--level", choices=("frame", "utterance"), default="frame")
+    p.add_argument("--num-filters", type=int, default=80, help="mel filters (default: %(default)s)")
+    p.add_argument("--level", choices=("frame", "utterance"), default="frame",
+                   help="frame: T x num_filters; utterance: 1 x 2*num_filters (default: %(default)s)")
     args = p.parse_args()
     rate = 16000
     filters = mel_filters(args.num_filters, 512, rate)

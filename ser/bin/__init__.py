@@ -1,6 +1,7 @@
 """Command-line tools, one module each: ``python -m ser.bin.<tool> --help``."""
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from typing import Callable
@@ -17,3 +18,21 @@ def run_tool(main: Callable[[list[str] | None], None], argv: list[str] | None = 
     except SerError as err:
         print(f"ERROR: {err}", file=sys.stderr)
         sys.exit(1)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help with the description as written and every option's default: "(required)"
+    for required options, "(default: none)" for those without one unless their help says
+    what stands in for it, nothing for flags and positional arguments."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or action.nargs == 0:
+            return text
+        if action.required:
+            return f"{text} (required)".lstrip()
+        if action.default is None:
+            return text if "default" in text else f"{text} (default: none)".lstrip()
+        if action.default == "":
+            return f"{text} (default: '')".lstrip()
+        return super()._get_help_string(action)

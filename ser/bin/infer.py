@@ -38,7 +38,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 from ser.bundle import BACKENDS, SEGMENT_HOP, SEGMENT_WINDOW, EmotionClassifier, Prediction, Segment
 from ser.datadir import read_table
 from ser.errors import AudioError, SerError
@@ -47,7 +47,7 @@ AUDIO_SUFFIXES = (".wav", ".flac")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("inputs", nargs="*", help="audio files, directories or wav.scp files")
     p.add_argument("--feats-scp", type=Path,
                    help="classify these features (Kaldi feats.scp) instead of audio: for bundles "
@@ -66,9 +66,9 @@ def get_parser() -> argparse.ArgumentParser:
                         "model was trained with), 'none', or factors, e.g. '0.9 1.1'")
     p.add_argument("--segments", action="store_true", help="one line per window: emotion over time")
     p.add_argument("--window", type=float, default=SEGMENT_WINDOW,
-                   help="--segments: window length, seconds (default %(default)s)")
+                   help="--segments: window length, seconds")
     p.add_argument("--hop", type=float, default=SEGMENT_HOP,
-                   help="--segments: hop between windows, seconds (default %(default)s)")
+                   help="--segments: hop between windows, seconds")
     p.add_argument("--plot", type=Path, help="--segments: write a timeline picture per file here")
     return p
 
