@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "local"))
 
 from compare import compare_runs  # noqa: E402
-from ser.bin import run_tool  # noqa: E402
+from ser.bin import HelpFormatter, run_tool  # noqa: E402
 from ser.errors import SerError  # noqa: E402
 from ser.bin.perturb_wav_scp import factors_tag, split_factors  # noqa: E402
 from ser.metrics import mean_std  # noqa: E402
@@ -289,11 +289,12 @@ def render(rows: list[dict]) -> str:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--setups", default="casia:loso casia:random emodb:loso")
-    p.add_argument("--systems", default=" ".join(TABLE_ORDER))
-    p.add_argument("--lld-feat", default="lld93")
-    p.add_argument("--random-repeats", type=int, default=5)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
+    p.add_argument("--setups", default="casia:loso casia:random emodb:loso", help="corpus:protocol pairs")
+    p.add_argument("--systems", default=" ".join(TABLE_ORDER),
+                   help="models on the paper's features, or FEAT:MODEL (e.g. whisper:lstm_tf_at)")
+    p.add_argument("--lld-feat", default="lld93", help="the paper's systems' frame features")
+    p.add_argument("--random-repeats", type=int, default=5, help="folds of the random protocol")
     p.add_argument("--speed-perturb", default="auto",
                    help="auto: the recurrent systems' runs with run.sh's default speed-perturbed "
                         "copies (rows <system>_sp<factors>); factors such as '0.9 1.1': their runs "
@@ -301,7 +302,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--extra-opts", default="",
                    help="more run.sh options of every system, as given to local/run_ablation.sh; "
                         "those that name systems (e.g. --train-opts) name their rows too")
-    p.add_argument("--exp-dir", type=Path, default=ROOT / "exp")
+    p.add_argument("--exp-dir", type=Path, default=ROOT / "exp", help="where run.sh's exp dirs are")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="the saved rows")
     p.add_argument("--out", type=Path, default=ROOT / "RESULTS.md")
     return p

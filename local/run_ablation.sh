@@ -7,6 +7,7 @@
 #
 #   local/run_ablation.sh --casia-dir /data/casia --emodb-dir /data/emodb
 #   local/run_ablation.sh --systems "svm lstm_tf_at" --setups "casia:loso" --seeds "1 2 3"
+#   local/run_ablation.sh --systems "whisper:svm whisper:lstm whisper:lstm_tf_at" --casia-dir ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,7 @@ casia_dir=""          # CASIA root (setups casia:*)
 emodb_dir=""          # EmoDB root (setups emodb:*)
 setups="casia:loso casia:random emodb:loso"  # corpus:protocol pairs
 random_repeats=5      # folds of the random protocol (the paper's hold-out, repeated)
-systems="svm lstm lstm_t lstm_f lstm_at lstm_tf lstm_tf_at gru"  # svm: ComParE functionals + LinearSVC
+systems="svm lstm lstm_t lstm_f lstm_at lstm_tf lstm_tf_at gru"  # svm: ComParE functionals + LinearSVC; FEAT:MODEL on other features, e.g. whisper:svm whisper:lstm_tf_at
 seeds="1 2 3"         # training seeds of every system
 lld_feat=lld93        # frame features of the recurrent systems
 gpu=0                 # 1: train on CUDA (run.sh --gpu 1)
@@ -40,9 +41,14 @@ for setup in $setups; do
   folds_opt=""
   [ "$protocol" = random ] && folds_opt="--num-folds $random_repeats"
   for system in $systems; do
-    if [ "$system" = svm ]; then feat=compare_functionals; else feat=$lld_feat; fi
-    commands+=("./run.sh --corpus $corpus --${corpus}-dir $(printf %q "${!dir_var}") --protocol $protocol $folds_opt --feat $feat --model $system --seeds $(printf %q "$seeds") --gpu $gpu --baseline \"\" --stage 1 --stop-stage 6 $extra_opts")
-    logs+=("exp/ablation/log/${corpus}_${protocol}_$system.log")
+    # FEAT:MODEL, or a model on the paper's features (the svm's are ComParE functionals)
+    case $system in
+      *:*) feat=${system%%:*}; model=${system#*:} ;;
+      svm) feat=compare_functionals; model=svm ;;
+      *) feat=$lld_feat; model=$system ;;
+    esac
+    commands+=("./run.sh --corpus $corpus --${corpus}-dir $(printf %q "${!dir_var}") --protocol $protocol $folds_opt --feat $feat --model $model --seeds $(printf %q "$seeds") --gpu $gpu --baseline \"\" --stage 1 --stop-stage 6 $extra_opts")
+    logs+=("exp/ablation/log/${corpus}_${protocol}_${system/:/_}.log")
   done
 done
 

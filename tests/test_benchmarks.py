@@ -95,9 +95,7 @@ def help_options(text: str) -> list[str]:
 LOCAL_SCRIPTS = sorted(p.name for p in (ROOT / "local").iterdir() if p.suffix in (".py", ".sh"))
 
 
-@pytest.mark.parametrize("script", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="its argparse --help lists no defaults"))
-    if name == "make_results.py" else name for name in LOCAL_SCRIPTS])
+@pytest.mark.parametrize("script", LOCAL_SCRIPTS)
 def test_every_script_answers_help_with_its_defaults(script):
     command = [sys.executable, f"local/{script}"] if script.endswith(".py") else [f"local/{script}"]
     out = run(*command, "--help", timeout=120)
