@@ -371,7 +371,10 @@ def main(argv=None) -> None:
         write_row(path, row)
     order = {s: i for i, s in enumerate(TABLE_ORDER)}
     rows = [json.loads(p.read_text()) for p in sorted(args.results_dir.glob("*.json"))]
-    rows.sort(key=lambda r: (r["corpus"], r["folds"], order.get(base_system(r["system"]), 99), r["system"]))
+    # The paper's systems first, then each encoder's in the same order of models.
+    rows.sort(key=lambda r: (r["corpus"], r["folds"], is_encoder_row(r), r["feat"] if is_encoder_row(r) else "",
+                             order.get(base_system(r["system"][len(r["feat"]) + 1:] if is_encoder_row(r)
+                                                   else r["system"]), 99), r["system"]))
     text = render(rows)
     measured = {(r["corpus"], r["folds"], r["system"]) for r in rows}
     missing = [f"{setup} {key}" for corpus, folds, key, setup in names if (corpus, folds, key) not in measured]

