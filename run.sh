@@ -59,6 +59,7 @@ show_exp_dir=false    # true: print the system's exp dir (exp/<data>/<system>/<f
 _all_args=("$@")  # leading _: internal, neither an option nor in --help
 _cmvn_default=$cmvn
 . ./utils/lib.sh
+become_driver  # every process of this run ends with it, kill -9 included (utils/lib.sh)
 # Corpus defaults (conf/corpus/<corpus>.conf) come before the command line, so
 # find --corpus first.
 for ((i = 1; i <= $#; i++)); do

@@ -1,4 +1,7 @@
-# Shell helpers shared by run.sh and steps/*.sh (sourced, not run).
+# Shell helpers shared by run.sh and steps/*.sh (sourced, not run). Sourcing it
+# outside a running driver makes the script a driver (see become_driver, below).
+
+_ser_utils=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 log() {
   local fname=${BASH_SOURCE[1]##*/}
@@ -71,3 +74,41 @@ keep_job_logs() {
   for f in "$@"; do if [ -f "$f" ]; then cp -p "$f" "$dest/"; fi; done
   log "the earlier call's logs are kept in $dest"
 }
+
+# Stop means stop. A driver (run.sh; a script of steps/ or local/ started by hand)
+# exports SER_DRIVER="<pid>:<start time>", appended to its own driver's where it
+# has one, before it starts anything, and starts a watchdog (utils/watchdog.pl)
+# that ends every process carrying its mark when it ends, kill -9 included. The
+# job runners check the same marks: run.pl stops its tasks, slurm.pl and queue.pl
+# cancel their jobs.
+
+proc_start_time() {  # proc_start_time <pid>: the start time of a live process, else fails
+  local stat f
+  read -r stat 2>/dev/null < "/proc/$1/stat" || return 1
+  read -ra f <<< "${stat##*) }"
+  case ${f[0]} in Z|X) return 1 ;; esac  # a zombie: killed, not yet reaped
+  echo "${f[19]}"
+}
+
+driver_alive() {  # driver_alive <pid:start>: whether that driver still runs
+  [ "$(proc_start_time "${1%%:*}" || true)" = "${1#*:}" ]
+}
+
+become_driver() {  # this shell's processes end with it; once per shell
+  local pid=$BASHPID start token  # $BASHPID, not $$: a subshell that sources this is a driver
+  start=$(proc_start_time "$pid") || { echo "lib.sh: no /proc/$pid/stat" >&2; return 1; }
+  token=$pid:$start
+  case " ${SER_DRIVER:-} " in *" $token "*) return 0 ;; esac
+  SER_DRIVER="" perl "$_ser_utils/watchdog.pl" "$token" || { echo "lib.sh: cannot start utils/watchdog.pl" >&2; return 1; }
+  SER_DRIVER=${SER_DRIVER:+$SER_DRIVER }$token
+  export SER_DRIVER
+}
+
+# A script started outside any running driver is one; run.sh always is (run.sh calls
+# become_driver), so that a nested run.sh killed alone takes its own processes along.
+_ser_driver_alive=false
+for _ser_token in ${SER_DRIVER:-}; do
+  if driver_alive "$_ser_token"; then _ser_driver_alive=true; fi
+done
+$_ser_driver_alive || become_driver
+unset _ser_token _ser_driver_alive
