@@ -149,3 +149,24 @@ def test_a_truncated_wav_is_listed(tmp_path):
     stream[at:at + 4] = b"\xff\xff\xff\xff"
     (tmp_path / "stream.wav").write_bytes(bytes(stream))
     assert check_audio(tmp_path / "stream.wav") == {}
+
+
+def test_exclusion_warnings_name_the_file_that_lists_them(corpus, tmp_path, caplog):
+    from fixtures_corpora import make_emodb
+
+    data = tmp_path / "data"
+    with caplog.at_level(logging.WARNING):
+        prepare_data.main(["--corpus", "casia", "--corpus-dir", str(corpus), "--data-dir", str(data),
+                           "--exclude-low-rate"])
+    listed = data / "manifests" / "casia_excluded.txt"
+    assert f"1 file(s) of a sample rate below 16000 Hz excluded, e.g. {corpus}/a/angry/narrow.wav; " \
+           f"all are listed with the reason in {listed}" in caplog.text
+    assert "a-angry-narrow" in listed.read_text()
+    caplog.clear()
+    emodb = make_emodb(tmp_path)  # with a corrupt file
+    with caplog.at_level(logging.WARNING):
+        prepare_data.main(["--corpus", "emodb", "--corpus-dir", str(emodb), "--data-dir", str(tmp_path / "e")])
+    listed = tmp_path / "e" / "manifests" / "emodb_excluded.txt"
+    assert f"1 unreadable file(s) excluded, e.g. {emodb}/wav/03a02Wb.wav; all are listed with the reason in " \
+           f"{listed}" in caplog.text
+    assert "03a02Wb" in listed.read_text()

@@ -311,3 +311,16 @@ def test_results_of_rebuilt_inputs_are_listed_apart_as_out_of_date(tiny_recipe, 
     run_done.write_text("{}\n")
     current, stale = tables()
     assert row not in current and "| no record of its inputs |" in stale
+
+
+def test_a_feature_rebuild_names_the_setting_that_changed(tiny_recipe, tmp_path):
+    # The feature record holds a hash of conf/feats/<feat>.*; the message says which line changed.
+    recipe = clone_trained(tiny_recipe, tmp_path / "recipe")
+    conf = recipe / "conf/feats/fbank.yaml"
+    conf.write_text(conf.read_text().replace("num_filters: 80", "num_filters: 40"))
+    out = run_recipe(recipe, "--stage", "3", "--stop-stage", "3", *TINY)
+    assert "data/synth/feats/fbank was made from other inputs or settings:" in out.stderr
+    assert "  then: feat_conf=" in out.stderr  # the hash, as before
+    assert ("  then: conf/feats/fbank.yaml: num_filters: 80\n"
+            "  now:  conf/feats/fbank.yaml: num_filters: 40\n") in out.stderr
+    assert (recipe / "data/synth/feats/fbank/feat_dim").read_text().strip() == "40"

@@ -17,21 +17,72 @@ record_id() {  # record_id <dir>: short hash of <dir>/.done, or "none" if incomp
   if [ -f "$1/.done" ]; then sha1sum < "$1/.done" | cut -c1-12; else echo none; fi
 }
 
-mark_done() {  # mark_done <dir> <record>
+# mark_done <dir> <record> [<detail>]: <detail>, kept in <dir>/.done.detail, says what
+# the hashes of the record stand for (the records of the inputs, the contents of the
+# config files), so that a rebuild can name the setting that changed.
+mark_done() {
+  if [ -n "${3:-}" ]; then printf '%s\n' "$3" > "$1/.done.detail"; else rm -f "$1/.done.detail"; fi
   printf '%s\n' "$2" > "$1/.done.tmp" && mv "$1/.done.tmp" "$1/.done"
 }
 
-# is_done <dir> <record>: 0 when complete with this record; 1 when it must be
-# (re)built. Stage outputs are functions of their record, so an output made from
-# other inputs is rebuilt, never reused: the differences are printed, and .done goes
-# first so that a killed rebuild cannot leave it looking complete.
+# is_done <dir> <record> [<detail>]: 0 when complete with this record; 1 when it must
+# be (re)built. Stage outputs are functions of their record, so an output made from
+# other inputs is rebuilt, never reused: the differences are printed (with <detail>,
+# also those of what the hashes stand for), and .done goes first so that a killed
+# rebuild cannot leave it looking complete.
 is_done() {
   [ -f "$1/.done" ] || return 1
   [ "$(cat "$1/.done")" = "$2" ] && return 0
   echo "$1 was made from other inputs or settings:" >&2
-  diff "$1/.done" <(printf '%s\n' "$2") | sed -n 's/^< /  then: /p; s/^> /  now:  /p' >&2
+  diff "$1/.done" <(printf '%s\n' "$2") | sed -n 's/^< /  then: /p; s/^> /  now:  /p' >&2 || true
+  if [ -n "${3:-}" ] && [ -f "$1/.done.detail" ]; then
+    echo "  where the hashes stand for:" >&2
+    diff "$1/.done.detail" <(printf '%s\n' "$3") | sed -n 's/^< /  then: /p; s/^> /  now:  /p' >&2 || true
+  elif [ -n "${3:-}" ]; then
+    echo "  (what the hashes stood for was not kept with $1)" >&2
+  fi
   log "rebuilding $1"
   rm -f "$1/.done"
+  return 1
+}
+
+# record_detail <name> <dir>: what <dir>'s record id stands for, as detail lines
+# "<name>: <line>" (its .done, then its own detail).
+record_detail() {
+  local f
+  for f in "$2/.done" "$2/.done.detail"; do
+    if [ -f "$f" ]; then awk -v p="$1: " '{ print p $0 }' "$f"; fi
+  done
+}
+
+# file_detail <file>...: the files' contents as detail lines "<file>: <line>".
+file_detail() {
+  local f
+  for f in "$@"; do
+    if [ -f "$f" ]; then awk -v p="${f#"${SER_ROOT:-}"/}: " '{ print p $0 }' "$f"; fi
+  done
+}
+
+# require_done <dir> <stage>: fails, naming the cause, unless <dir> is complete: another
+# run holds its lock (it is being rebuilt, with other inputs or settings than this run
+# prepared it with), or it was left incomplete, or it was never made.
+require_done() {
+  [ -f "$1/.done" ] && return 0
+  local lock="${1%/}.lock" fd
+  if [ -f "$lock" ] && exec {fd}<"$lock" && ! flock -n "$fd"; then
+    exec {fd}<&-
+    echo "$0: $1 is being rebuilt by another run (it holds $lock) from other inputs or settings" \
+      "than this run made it with; wait for that run to end, then run this one again from the $2 stage," \
+      "or give the two runs different data dirs" >&2
+    return 1
+  fi
+  [ -n "${fd:-}" ] && exec {fd}<&-
+  if [ -d "$1" ] && [ -n "$(ls -A "$1" 2>/dev/null)" ]; then
+    echo "$0: $1 is incomplete (no .done): a run that was rebuilding it stopped before the end," \
+      "or another run rebuilt it; run the $2 stage" >&2
+  else
+    echo "$0: $1 is not prepared (no .done); run the $2 stage" >&2
+  fi
   return 1
 }
 

@@ -20,7 +20,7 @@ from ser.audio_checks import (LOW_RATE, MIN_SAMPLE_RATE, check_corpus_audio,
 from ser.bin import run_tool
 from ser.config import parse_key_values
 from ser.corpora import CORPORA, get_corpus
-from ser.corpora.common import exclude_utterances, write_manifests
+from ser.corpora.common import exclude_utterances, excluded_file, write_manifests
 from ser.datadir import validate_data_dir, write_data_dir
 from ser.emotions import apply_mapping, corpus_mapping
 
@@ -63,8 +63,8 @@ def main(argv=None) -> None:
     if mapped is not manifests:
         left_out = len(mapped["excluded"]) - len(manifests["excluded"])
         logging.info("%s: emotions mapped by conf/emotions.yaml to %s; %d utterance(s) of "
-                     "labels mapped to null left out", args.corpus, ", ".join(mapped["emotions"]),
-                     left_out)
+                     "labels mapped to null left out, listed in %s", args.corpus, ", ".join(mapped["emotions"]),
+                     left_out, excluded_file(manifest_dir, args.corpus))
         manifests = mapped
         write_manifests(manifests, args.corpus, manifest_dir)
     warnings = check_corpus_audio(manifests["recordings"], manifests["supervisions"],
@@ -72,9 +72,9 @@ def main(argv=None) -> None:
     if args.exclude_low_rate:
         low_rate = {w.utt: (w.path, w.problems[LOW_RATE]) for w in warnings if LOW_RATE in w.problems}
         if low_rate:
-            logging.warning("%s: %d file(s) of a sample rate below %d Hz excluded, e.g. %s",
-                            args.corpus, len(low_rate), args.min_sample_rate,
-                            next(iter(low_rate.values()))[0])
+            logging.warning("%s: %d file(s) of a sample rate below %d Hz excluded, e.g. %s; all are "
+                            "listed with the reason in %s", args.corpus, len(low_rate), args.min_sample_rate,
+                            next(iter(low_rate.values()))[0], excluded_file(manifest_dir, args.corpus))
             manifests = exclude_utterances(manifests, low_rate, args.corpus)
             write_manifests(manifests, args.corpus, manifest_dir)
             warnings = [w for w in warnings if w.utt not in low_rate]

@@ -182,8 +182,10 @@ def build_manifests(utterances: Iterable[Utterance], corpus: str, corpus_dir: Pa
             channel=rec.channel_ids[0] if len(rec.channel_ids) == 1 else rec.channel_ids,
             speaker=utt.speaker, gender=utt.gender, text=utt.text, custom=custom))
     if excluded:
-        logging.warning("%s: %d unreadable file(s) excluded, e.g. %s", corpus, len(excluded),
-                        excluded[0][1])
+        logging.warning("%s: %d unreadable file(s) excluded, e.g. %s; all are listed with the reason in %s",
+                        corpus, len(excluded), excluded[0][1],
+                        excluded_file(output_dir, corpus) if output_dir is not None
+                        else f"{corpus}_excluded.txt beside the manifests")
     if not recordings:
         raise CorpusError(f"{corpus}: none of the {len(utterances)} files under {corpus_dir} "
                           "could be read")
@@ -212,11 +214,16 @@ def exclude_utterances(manifests: dict, reasons: Mapping[str, tuple[str, str]],
             "excluded": sorted(excluded)}
 
 
+def excluded_file(output_dir: Path | str, corpus: str) -> Path:
+    """Where :func:`write_manifests` lists the excluded utterances, with the reasons."""
+    return Path(output_dir) / f"{corpus}_excluded.txt"
+
+
 def write_manifests(manifests: dict, corpus: str, output_dir: Path | str) -> None:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     manifests["recordings"].to_file(output_dir / f"{corpus}_recordings.jsonl.gz")
     manifests["supervisions"].to_file(output_dir / f"{corpus}_supervisions.jsonl.gz")
-    with open(output_dir / f"{corpus}_excluded.txt", "w") as f:
+    with open(excluded_file(output_dir, corpus), "w") as f:
         for utt_id, path, reason in manifests.get("excluded", []):
             f.write(f"{utt_id}\t{path}\t{reason}\n")
