@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from ser.audio import SAMPLE_RATE
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 from ser.bin.infer import ResultWriter, list_inputs
 from ser.bundle import EmotionClassifier, Prediction
 from ser.errors import AudioError, SerError
@@ -33,7 +33,7 @@ from ser.timeline import output_names
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("inputs", nargs="+", help="audio files, directories or wav.scp files")
     p.add_argument("--model", required=True, type=Path, help="the bundle, e.g. exp/synth/<system>/final")
     p.add_argument("--out", required=True, type=Path, help="directory for <id>.png and <id>.json")

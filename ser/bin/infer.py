@@ -40,7 +40,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 from ser.bundle import BACKENDS, SEGMENT_HOP, SEGMENT_WINDOW, EmotionClassifier, Prediction, Segment
 from ser.datadir import read_table
 from ser.errors import AudioError, SerError
@@ -49,7 +49,7 @@ AUDIO_SUFFIXES = (".wav", ".flac")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("inputs", nargs="*", help="audio files, directories or wav.scp files")
     p.add_argument("--feats-scp", type=Path,
                    help="classify these features (Kaldi feats.scp) instead of audio: for bundles "

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ser.audio_checks import (LOW_RATE, MIN_SAMPLE_RATE, check_corpus_audio,
                               write_audio_warnings)
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 from ser.config import parse_key_values
 from ser.corpora import CORPORA, get_corpus
 from ser.corpora.common import exclude_utterances, excluded_file, write_manifests
@@ -26,15 +26,16 @@ from ser.emotions import apply_mapping, corpus_mapping
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--corpus", required=True, choices=sorted(CORPORA))
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--corpus", required=True, choices=sorted(CORPORA), help="the corpus's name")
     p.add_argument("--corpus-dir", required=True, type=Path, help="the corpus as distributed")
     p.add_argument("--data-dir", required=True, type=Path, help="output, e.g. data/casia")
     p.add_argument("--corpus-opts", default="",
                    help="options of the corpus's prepare function, 'key=value ...'")
-    p.add_argument("--synth-speakers", type=int, default=4)
-    p.add_argument("--synth-sentences", type=int, default=20)
-    p.add_argument("--synth-seed", type=int, default=0)
+    p.add_argument("--synth-speakers", type=int, default=4, help="synth: the number of speakers (at most 6)")
+    p.add_argument("--synth-sentences", type=int, default=20,
+                   help="synth: sentences per speaker and emotion (at most 24)")
+    p.add_argument("--synth-seed", type=int, default=0, help="synth: the seed of the generator")
     p.add_argument("--min-sample-rate", type=int, default=MIN_SAMPLE_RATE,
                    help="audio of a lower sample rate gets a warning (it is upsampled)")
     p.add_argument("--emotion-variants", default="",
