@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TINY, TINY_SYSTEM, copy_recipe, run_recipe
+from conftest import ROOT, TINY, TINY_SYSTEM, build_once, copy_recipe, run_recipe
 from slurm_cluster import SlurmCluster, install
 
 UTILS = ROOT / "utils"
@@ -189,8 +189,8 @@ def slurm_recipe(slurm_session, tiny_recipe, tmp_path_factory):
     recipe = copy_recipe(tmp_path_factory.mktemp("slurm_recipe") / "recipe")
     shutil.copytree(tiny_recipe / "data", recipe / "data", ignore=shutil.ignore_patterns("feats"))
     start = time.time()
-    run_recipe(recipe, "--stage", "3", "--stop-stage", "6", *TINY,
-               env={"cmd_backend": "slurm", **slurm_session.env})
+    build_once("slurm_recipe", lambda: run_recipe(recipe, "--stage", "3", "--stop-stage", "6", *TINY,
+                                                  env={"cmd_backend": "slurm", **slurm_session.env}))
     print(f"stages 3-6 through Slurm: {time.time() - start:.0f} s")
     return recipe
 

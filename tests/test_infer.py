@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 from scipy.signal import resample_poly
 
-from conftest import ROOT, TINY, TINY_SYSTEM, run_recipe
+from conftest import ROOT, TINY, TINY_SYSTEM, build_once, run_recipe
 from ser import EmotionClassifier
 from ser.audio import SAMPLE_RATE, load_audio
 from ser.bin.infer import main as infer_main
@@ -34,7 +34,7 @@ SYSTEM = TINY_SYSTEM
 
 @pytest.fixture(scope="module")
 def bundle(tiny_recipe) -> Path:
-    run_recipe(tiny_recipe, "--stage", "7", "--stop-stage", "7", *TINY)
+    build_once("the tiny bundle", lambda: run_recipe(tiny_recipe, "--stage", "7", "--stop-stage", "7", *TINY))
     return tiny_recipe / SYSTEM / "final"
 
 
