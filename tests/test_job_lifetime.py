@@ -393,6 +393,17 @@ def test_a_live_driver_keeps_the_scripts_it_starts_from_becoming_drivers(tmp_pat
     assert out.returncode == 0 and first == second and len(first.split()) == 1, out
 
 
+def test_an_interactive_shell_that_sources_lib_sh_is_no_driver(tmp_path):
+    # What it starts (say, nohup ./run.sh before logging out) must not end with it.
+    script = f'. {ROOT / "utils/lib.sh"}; echo "[${{SER_DRIVER:-}}]"'
+    env = {k: v for k, v in os.environ.items() if k != "SER_DRIVER"}
+    interactive = subprocess.run(["bash", "-i", "-c", script], capture_output=True, text=True, timeout=DEADLINE,
+                                 env=env, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert interactive.stdout.splitlines()[-1] == "[]", interactive
+    script_run = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=DEADLINE, env=env)
+    assert script_run.stdout.strip() != "[]"
+
+
 def sleeper_token() -> tuple[subprocess.Popen, str]:
     """A process to play a driver, and its SER_DRIVER token."""
     proc = subprocess.Popen(["sleep", "300"])
@@ -468,20 +479,22 @@ def started_since(log: Path, since: float, text: str = "") -> bool:
 
 def test_killing_run_sh_ends_its_stage_at_once_and_the_rerun_matches(tiny_recipe, tmp_path):
     """run.sh itself is killed (not its process group), with kill -9 and with a plain
-    kill, while stage 3 computes features and while stage 5 trains: within
-    KILL_LIMIT s nothing of the run is left, no stage completes after the kill, and
-    the immediate rerun (which waits for no one) ends with the uninterrupted run's
-    features and models."""
+    kill, while stage 3 computes features and while stage 5 trains, and then the
+    stage's script alone: within KILL_LIMIT s nothing of the run is left, no stage
+    completes after the kill, and the immediate rerun ends with the uninterrupted
+    run's features and models."""
     recipe = copy_recipe(tmp_path / "recipe")
     shutil.copytree(tiny_recipe / "data", recipe / "data", ignore=shutil.ignore_patterns("feats"))  # stages 1-2
     feats = recipe / "data/synth/feats/fbank"
     exp = recipe / TINY_SYSTEM / "loso"
     env = {k: v for k, v in os.environ.items() if k != "SER_DRIVER"}
-    attempts = [(signal.SIGKILL, 3, feats / "log/make_feats.1.log", ""),
-                (signal.SIGTERM, 3, feats / "log/make_feats.1.log", ""),
-                (signal.SIGKILL, 5, exp / "log/train.1.log", "INFO (train) training fold"),
-                (signal.SIGTERM, 5, exp / "log/train.2.log", "INFO (train) training fold")]
-    for sig, stage, log, text in attempts:
+    attempts = [("run.sh", signal.SIGKILL, 3, feats / "log/make_feats.1.log", ""),
+                ("run.sh", signal.SIGTERM, 3, feats / "log/make_feats.1.log", ""),
+                ("run.sh", signal.SIGKILL, 5, exp / "log/train.1.log", "INFO (train) training fold"),
+                ("run.sh", signal.SIGTERM, 5, exp / "log/train.2.log", "INFO (train) training fold"),
+                # The stage's script alone: run.sh ends on its failure, and its watchdog ends the rest.
+                ("steps/train.sh", signal.SIGKILL, 5, exp / "log/train.1.log", "INFO (train) training fold")]
+    for victim, sig, stage, log, text in attempts:
         since = time.time() - 1  # file times are coarser than time.time()
         driver = subprocess.Popen(["./run.sh", "--stage", "3", "--stop-stage", "5", *TINY], cwd=recipe, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -491,11 +504,16 @@ def test_killing_run_sh_ends_its_stage_at_once_and_the_rerun_matches(tiny_recipe
             assert driver.poll() is None, f"stage {stage} ended before the kill:\n{driver.stderr.read()[-3000:]}"
             running = processes_of(recipe)
             assert len(running) >= 4, running  # run.sh, the stage's script, run.pl, the tasks
-            os.kill(driver.pid, sig)
+            if victim == "run.sh":
+                os.kill(driver.pid, sig)
+            else:
+                (pid,) = [p for p in running if f"\0{victim}\0".encode() in _cmdline(Path(f"/proc/{p}"))]
+                os.kill(pid, sig)
             ok, took = gone_within(lambda: processes_of(recipe), KILL_LIMIT)
-            assert ok, f"{sig.name} at stage {stage}: still running after {KILL_LIMIT} s: {processes_of(recipe)}"
-            print(f"{sig.name} at stage {stage}: {len(running)} processes, all gone after {took:.2f} s")
-            assert driver.wait(timeout=DEADLINE) == -sig
+            assert ok, f"{sig.name} of {victim} at stage {stage}: still running after {KILL_LIMIT} s: " \
+                       f"{processes_of(recipe)}"
+            print(f"{sig.name} of {victim} at stage {stage}: {len(running)} processes, all gone after {took:.2f} s")
+            assert driver.wait(timeout=DEADLINE) == (-sig if victim == "run.sh" else 128 + sig)
         finally:
             for pid in processes_of(recipe):
                 try:

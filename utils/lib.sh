@@ -157,9 +157,14 @@ become_driver() {  # this shell's processes end with it; once per shell
 
 # A script started outside any running driver is one; run.sh always is (run.sh calls
 # become_driver), so that a nested run.sh killed alone takes its own processes along.
+# An interactive shell that sources this file is none: what it starts (a nohup run)
+# must not end when it does.
 _ser_driver_alive=false
 for _ser_token in ${SER_DRIVER:-}; do
   if driver_alive "$_ser_token"; then _ser_driver_alive=true; fi
 done
-$_ser_driver_alive || become_driver
+case $- in
+  *i*) ;;
+  *) $_ser_driver_alive || become_driver ;;
+esac
 unset _ser_token _ser_driver_alive
