@@ -58,6 +58,7 @@ show_exp_dir=false    # true: print the system's exp dir (exp/<data>/<system>/<f
 
 _all_args=("$@")  # leading _: internal, neither an option nor in --help
 . ./utils/lib.sh
+become_driver  # every process of this run ends with it, kill -9 included (utils/lib.sh)
 # Defaults of systems on a feature type (conf/feat_defaults/<feat>.conf) and of a corpus
 # (conf/corpus/<corpus>.conf) come before the command line, so find --feat and --corpus first.
 for ((i = 1; i <= $#; i++)); do

@@ -10,8 +10,10 @@ plain file name (one with whitespace, for example).
 from __future__ import annotations
 
 import io
+import os
 import re
 import shlex
+import struct
 import subprocess
 from math import gcd
 from pathlib import Path
@@ -72,6 +74,42 @@ def piped_file(entry: str) -> str | None:
     except ValueError:
         return None
     return words[0] if len(words) == 1 else None
+
+
+def truncation(source: Path | str) -> str | None:
+    """Why a WAV file (or the file of a wav.scp pipe of :func:`wav_scp_entry`) is cut
+    short: its header's data size promises more audio than the file holds, which
+    libsndfile and sox read without an error (sox warns "Premature EOF"). None for a
+    whole file, another format, another command, or a header written for streaming
+    (a data size of 0 or 0xFFFFFFFF, which promises nothing)."""
+    path = piped_file(source) if is_pipe(source) else source
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return None
+            order = "<" if head[:4] == b"RIFF" else ">"
+            byte_rate = None
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                kind, size = chunk[:4], struct.unpack(order + "I", chunk[4:])[0]
+                if kind == b"fmt " and size >= 12:
+                    byte_rate = struct.unpack(order + "I", f.read(size)[8:12])[0]
+                    f.seek(size & 1, 1)
+                elif kind == b"data":
+                    present = os.fstat(f.fileno()).st_size - f.tell()
+                    if size in (0, 0xFFFFFFFF) or not byte_rate or size <= present:
+                        return None
+                    return (f"truncated: the header promises {size / byte_rate:.2f} s of audio, "
+                            f"the file holds {max(present, 0) / byte_rate:.2f} s")
+                else:
+                    f.seek(size + (size & 1), 1)
+    except OSError:
+        return None
 
 
 def _run_pipe(entry: str) -> bytes:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ser.audio import SAMPLE_RATE, read_audio
+from ser.audio import SAMPLE_RATE, read_audio, truncation
 from ser.errors import AudioError
 
 if TYPE_CHECKING:
@@ -36,20 +36,24 @@ SILENCE_RMS_DBFS = -60.0
 CLIP_LEVEL = 0.99
 CLIP_SHARE = 0.01
 
-LOW_RATE, SILENT, CLIPPED, UNREADABLE = "low_rate", "silent", "clipped", "unreadable"
+LOW_RATE, SILENT, CLIPPED, UNREADABLE, TRUNCATED = "low_rate", "silent", "clipped", "unreadable", "truncated"
 
 
 def check_audio(path: Path | str, min_sample_rate: int = MIN_SAMPLE_RATE,
                 silence_rms_dbfs: float = SILENCE_RMS_DBFS, clip_level: float = CLIP_LEVEL,
                 clip_share: float = CLIP_SHARE) -> dict[str, str]:
     """The problems of one file (or wav.scp entry) as ``{kind: reason}``, with kinds
-    ``low_rate``, ``silent``, ``clipped`` and ``unreadable``; empty for a clean file.
-    The samples are read once, at their native rate, over every channel."""
+    ``low_rate``, ``silent``, ``clipped``, ``truncated`` (a WAV header that promises more
+    audio than the file holds: a copy cut short) and ``unreadable``; empty for a clean
+    file. The samples are read once, at their native rate, over every channel."""
     try:
         samples, rate = read_audio(path)
     except AudioError as err:
         return {UNREADABLE: err.reason}
     problems = {}
+    cut = truncation(path)
+    if cut:
+        problems[TRUNCATED] = cut
     if rate < min_sample_rate:
         problems[LOW_RATE] = (f"sample rate {rate} Hz is below {min_sample_rate} Hz: upsampled, "
                               f"it has no energy above {rate // 2} Hz")

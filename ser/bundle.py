@@ -43,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import logging
 import shutil
 import tempfile
 import time
@@ -59,7 +60,7 @@ from lhotse.features.base import FeatureExtractor
 from torch import nn
 
 from ser.audio import (SAMPLE_RATE, check_speed_factors, is_pipe, load_audio, speed_perturbed_entry, to_mono_16k,
-                       wav_scp_entry)
+                       truncation, wav_scp_entry)
 from ser.cmvn import STATELESS_MODES, Normalizer, save_stats
 from ser.config import load_yaml
 from ser.datadir import read_table
@@ -574,7 +575,11 @@ class EmotionClassifier:
         if isinstance(audio, (str, Path)):
             if sample_rate is not None:
                 raise SerError("sample_rate is for arrays; files carry their own")
-            return load_audio(audio), str(audio)
+            samples = load_audio(audio)
+            cut = truncation(audio)
+            if cut:  # read without an error, but not the recording its header describes
+                logging.warning("%s: %s; classified on what it holds", audio, cut)
+            return samples, str(audio)
         if sample_rate is None:
             raise SerError("give the sample_rate of an array input")
         return to_mono_16k(audio, sample_rate, name), name

@@ -10,13 +10,27 @@ import ser.bin
 from ser.bin import run_tool
 
 
+def summary(doc: str | None) -> str:
+    """The first clause of a description: its first paragraph up to the first ``.``,
+    ``:`` or ``;`` outside brackets, so that it ends where the sentence does, not where
+    the docstring's first line happens to wrap."""
+    paragraph = " ".join((doc or "").strip().split("\n\n")[0].split()).replace("``", "")
+    depth = 0
+    for i, char in enumerate(paragraph):
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if depth <= 0 and char in ".:;" and (i + 1 == len(paragraph) or paragraph[i + 1] == " "):
+            return paragraph[:i]
+    return paragraph.rstrip(".")
+
+
 def tools() -> dict[str, str]:
-    """Tool name (dashes) -> first line of its description."""
+    """Tool name (dashes) -> the first clause of its description."""
     found = {}
     for info in pkgutil.iter_modules(ser.bin.__path__):
         module = importlib.import_module(f"ser.bin.{info.name}")
         if hasattr(module, "main"):
-            found[info.name.replace("_", "-")] = (module.__doc__ or "").strip().split("\n")[0]
+            found[info.name.replace("_", "-")] = summary(module.__doc__)
     return found
 
 

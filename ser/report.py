@@ -6,6 +6,7 @@ Layout read here: ``exp/<corpus>/<system>/<protocol>/seed<s>/fold<k>/results.jso
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import yaml
 
 from ser.metrics import confusion_text, mean_std
 from ser.multicorpus import read_roles
+from ser.provenance import read_record, record_id
 
 METRICS = (("uar", "UAR"), ("wa", "WA"), ("macro_f1", "macro-F1"))
 
@@ -195,32 +197,82 @@ def write_system_results(system_dir: Path | str) -> Path | None:
     return out
 
 
+# The inputs of a training run (its record's "inputs", ser/bin/train.py) that make its
+# results those of the current data: the run_config.json key of each one's dir.
+RECORDED_INPUTS = (("data", "data_dir", "data"), ("feats", "feat_dir", "features"),
+                   ("aug_feats", "aug_feat_dir", "features of the copies"), ("folds", "folds_dir", "folds"))
+
+
+def stale_inputs(run_dir: Path) -> list[str]:
+    """What a scored run was trained on that has been rebuilt since (data, features,
+    folds: the record of the dir now differs from the run's), or why that cannot be
+    told; empty for a run whose results are those of the current inputs. The dirs'
+    paths are relative to the recipe's root, 6 levels above the run
+    (exp/<corpus>/<system>/<protocol>/seed<s>/fold<k>)."""
+    record = read_record(run_dir)
+    config_file = run_dir / "run_config.json"
+    if record is None or not isinstance(record.get("inputs"), dict) or not config_file.is_file():
+        return ["no record of its inputs"]
+    config = json.loads(config_file.read_text())
+    root = Path(os.path.abspath(run_dir)).parents[5]
+    changed = []
+    for key, config_key, name in RECORDED_INPUTS:
+        if not config.get(config_key) and record["inputs"].get(key) is None:
+            continue  # not an input of this run (no copies)
+        path = root / config[config_key] if config.get(config_key) else None
+        if record_id(path) != record["inputs"].get(key):
+            changed.append(name)
+    return changed
+
+
+def _stale_note(system_dir: Path, protocol: str) -> str:
+    """'' when every run of the protocol is current, else what has changed since."""
+    changed: list[str] = []
+    for results in sorted((system_dir / protocol).glob("seed*/fold*/results.json")):
+        changed += [c for c in stale_inputs(results.parent) if c not in changed]
+    return ", ".join(changed)
+
+
 def write_corpus_results(corpus_dir: Path | str) -> Path | None:
-    """The table of every scored system and protocol under ``exp/<corpus>``."""
+    """The table of every scored system and protocol under ``exp/<corpus>``; rows whose
+    models were trained on data, features or folds that have been rebuilt since are
+    left out of it and listed apart, as out of date."""
     corpus_dir = Path(corpus_dir)
-    rows = []
+    rows, stale_rows = [], []
     for summary_file in sorted(corpus_dir.glob("*/summary.json")):
         system = summary_file.parent.name
         runs = collect_runs(summary_file.parent)
         for protocol, summary in sorted(json.loads(summary_file.read_text()).items()):
             config = runs[protocol][0]["config"] if protocol in runs else {}
             cmvn = config.get("cmvn", "?")
-            rows.append(f"| {system} | {protocol} | {Path(config.get('feat_dir', '?')).name} | {cmvn}"
-                        f"{' (test-speaker stats)' if cmvn == 'speaker' else ''}"
-                        f"{' (test-corpus stats)' if cmvn == 'corpus' else ''} | "
-                        f"{len(summary['folds'])} | {len(summary['seeds'])} | "
-                        + " | ".join(_pct(*summary[k]) for k, _ in METRICS)
-                        + f" | {_pct(*summary['uar_originals_only']) if 'test_copies' in summary else '–'}"
-                        + f" | {summary['train_seconds'] / 60:.1f} |")
-    if not rows:
+            row = (f"| {system} | {protocol} | {Path(config.get('feat_dir', '?')).name} | {cmvn}"
+                   f"{' (test-speaker stats)' if cmvn == 'speaker' else ''}"
+                   f"{' (test-corpus stats)' if cmvn == 'corpus' else ''} | "
+                   f"{len(summary['folds'])} | {len(summary['seeds'])} | "
+                   + " | ".join(_pct(*summary[k]) for k, _ in METRICS)
+                   + f" | {_pct(*summary['uar_originals_only']) if 'test_copies' in summary else '–'}"
+                   + f" | {summary['train_seconds'] / 60:.1f} |")
+            stale = _stale_note(summary_file.parent, protocol)
+            if stale:
+                stale_rows.append(f"{row} {stale} |")
+            else:
+                rows.append(row)
+    if not rows and not stale_rows:
         return None
+    header = "| system | protocol | features | normalisation | folds | seeds | UAR | WA | macro-F1 | UAR originals | train min (sum) |"
     lines = [f"# Results on {corpus_dir.name}", "",
              "Mean ± std over folds × seeds, in percent. Normalisation 'speaker' uses the test "
              "speakers' own statistics, 'corpus' the test corpus's. Systems trained with speed-perturbed "
              "copies are scored with the test utterances' own copies averaged in (test-time "
              "augmentation); 'UAR originals' scores the same models on the originals alone.", "",
-             "| system | protocol | features | normalisation | folds | seeds | UAR | WA | macro-F1 | UAR originals | train min (sum) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
+             header, "|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
+    if stale_rows:
+        lines += ["## Out of date", "",
+                  "**Not results of the current data**: these models were trained on data, features or folds "
+                  "that have been rebuilt since (stages 5-6 would refuse them). Run stages 5-6 of the "
+                  "system again, or remove its dir.", "",
+                  header + " rebuilt since training |", "|---|---|---|---|---|---|---|---|---|---|---|---|",
+                  *stale_rows, ""]
     out = corpus_dir / "RESULTS.md"
     out.write_text("\n".join(lines))
     return out

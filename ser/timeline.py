@@ -2,6 +2,7 @@
 names for per-input outputs."""
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -14,6 +15,33 @@ def output_name(uid: str) -> str:
     """A file name (without suffix) for an input id: paths and odd characters become
     ``_``, so ``recordings/a b.wav`` -> ``recordings_a_b.wav``."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", uid).strip("_.") or "input"
+
+
+def output_names(items: list[tuple[str, str]]) -> list[str]:
+    """One file name per (id, path) input, distinct for distinct inputs: ``output_name``
+    of the id where no other input of the call gives the same name, else that name with
+    a short hash of the id and path (``x/y_z.wav`` and ``x_y/z.wav`` both flatten to
+    ``x_y_z.wav``: ``x_y_z.wav-<hash>`` each). The same input given twice keeps one name."""
+    def hashed(name: str, item: tuple[str, str]) -> str:
+        key = "\0".join(item).encode("utf-8", "surrogateescape")
+        return f"{name}-{hashlib.sha1(key).hexdigest()[:8]}"
+
+    items = [tuple(item) for item in items]
+    plain = [output_name(uid) for uid, _ in items]
+    inputs_per_name: dict[str, set] = {}
+    for name, item in zip(plain, items):
+        inputs_per_name.setdefault(name, set()).add(item)
+    names = [name if len(inputs_per_name[name]) == 1 else hashed(name, item) for name, item in zip(plain, items)]
+    # A hashed name could still meet a plain one spelt the same: number the later input.
+    owner: dict[str, tuple] = {}
+    unique = []
+    for name, item in zip(names, items):
+        candidate, n = name, 1
+        while owner.setdefault(candidate, item) != item:
+            n += 1
+            candidate = f"{name}-{n}"
+        unique.append(candidate)
+    return unique
 
 
 def plot_timeline(segments: list[Segment], labels: list[str], title: str, path: Path) -> None:

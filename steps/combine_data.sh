@@ -17,12 +17,11 @@ data=$1; shift
 settings="stage=combine_data
 test=${test_corpus%%=*} $(record_id "${test_corpus#*=}")"
 for member in "$@"; do
-  [ -f "${member#*=}/.done" ] || { echo "$0: ${member#*=} is not prepared (no .done)" >&2; exit 1; }
+  require_done "${member#*=}" corpus
   settings+="
 train=${member%%=*} $(record_id "${member#*=}")"
 done
-[ -z "$test_corpus" ] || [ -f "${test_corpus#*=}/.done" ] || {
-  echo "$0: ${test_corpus#*=} is not prepared (no .done)" >&2; exit 1; }
+[ -z "$test_corpus" ] || require_done "${test_corpus#*=}" corpus
 lock_dir "$data"
 if is_done "$data" "$settings"; then log "$data is complete; skipping"; exit 0; fi
 mkdir -p "$data/log"

@@ -15,7 +15,7 @@ e.g.: $0 data/casia_to_emodb data/casia_to_emodb/feats/lld93 data/casia/feats/ll
 
 if [ $# -lt 3 ]; then echo "$help_message" >&2; exit 1; fi
 data=$1; dir=$2; shift 2
-[ -f "$data/.done" ] || { echo "$0: $data is not prepared (no .done); run the corpus stage" >&2; exit 1; }
+require_done "$data" corpus
 settings="stage=combine_feats
 max_fail_share=$max_fail_share
 data=$(record_id "$data")"

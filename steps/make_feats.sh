@@ -29,7 +29,7 @@ if [ $# -ne 2 ] || [ -z "$feat" ]; then echo "$help_message" >&2; exit 1; fi
 data=$1
 dir=$2
 python -m ser.bin.recipe_info check --feat "$feat"
-[ -f "$data/.done" ] || { echo "$0: $data is not prepared (no .done); run the corpus stage" >&2; exit 1; }
+require_done "$data" corpus
 if [ "$feat" = external ]; then
   [ -n "$feats_scp" ] || { echo "$0: --feat external needs --feats-scp PATH" >&2; exit 1; }
   [ -z "$speed_perturb" ] || { echo "$0: --speed-perturb needs audio; external features have none" >&2; exit 1; }
@@ -48,14 +48,15 @@ feats_scp=${scps[*]}
 contents=$contents
 frame_shift=$frame_shift
 data=$(record_id "$data")"
+  detail=$(record_detail data "$data")
   lock_dir "$dir"
-  if is_done "$dir" "$settings"; then log "$dir is complete; skipping"; exit 0; fi
+  if is_done "$dir" "$settings" "$detail"; then log "$dir is complete; skipping"; exit 0; fi
   mkdir -p "$dir/log"
   rm -f "$dir/.done" "$dir/feats.scp"
   python -m ser.bin.import_feats --data-dir "$data" --feat-dir "$dir" --feats-scp "${scps[@]}" \
     ${frame_shift:+--frame-shift "$frame_shift"} ${max_fail_share:+--max-fail-share "$max_fail_share"} \
     2> >(tee "$dir/log/import_feats.log" >&2)
-  mark_done "$dir" "$settings"
+  mark_done "$dir" "$settings" "$detail"
   log "wrote $dir/feats.scp ($(wc -l < "$dir/feats.scp") utterances, dim $(cat "$dir/feat_dim"), frame shift $(cat "$dir/frame_shift") s)"
   exit 0
 fi
@@ -80,8 +81,10 @@ speed_perturb=$speed_perturb${speed_perturb:+
 perturb_command=$perturb_command}
 compress=$compress${device_record}
 data=$(record_id "$data")"
+# What the hashes stand for, so that a rebuild names the setting that changed.
+detail=$(record_detail data "$data"; file_detail "$SER_ROOT"/conf/feats/"$feat".*)
 lock_dir "$dir"
-if is_done "$dir" "$settings"; then
+if is_done "$dir" "$settings" "$detail"; then
   log "$dir is complete; skipping"
   exit 0
 fi
@@ -119,5 +122,5 @@ $cmd JOB=1:"$nj" "$dir/log/make_feats.JOB.log" \
 # Its warnings (files that failed, under the allowed share) belong on the console too.
 python -m ser.bin.merge_feats --wav-scp "$wav_scp" --feat-dir "$dir" --nj "$nj" \
   ${max_fail_share:+--max-fail-share "$max_fail_share"} 2> >(tee "$dir/log/merge_feats.log" >&2)
-mark_done "$dir" "$settings"
+mark_done "$dir" "$settings" "$detail"
 log "wrote $dir/feats.scp ($(wc -l < "$dir/feats.scp") utterances, dim $(cat "$dir/feat_dim"))"

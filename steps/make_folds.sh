@@ -16,7 +16,7 @@ e.g.: $0 --protocol loso data/casia data/casia/folds/loso"
 
 if [ $# -ne 2 ] || [ -z "$protocol" ]; then echo "$help_message" >&2; exit 1; fi
 data=$1; dir=$2
-[ -f "$data/.done" ] || { echo "$0: $data is not prepared (no .done); run the corpus stage" >&2; exit 1; }
+require_done "$data" corpus
 settings="stage=make_folds
 protocol=$protocol
 num_folds=$num_folds

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from shared_fixtures import build_once, pytest_runtest_makereport, run_command  # noqa: F401 (a hook)
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE_FILES = ("run.sh", "path.sh", "cmd.sh", "conf", "local", "steps", "utils", "ser", "tools")
 
@@ -47,9 +49,10 @@ def toy_utterances(n: int, seed: int):
 
 
 def run_recipe(recipe: Path, *args: str, env: dict | None = None, check: bool = True,
-               timeout: int = 900) -> subprocess.CompletedProcess:
-    result = subprocess.run(["./run.sh", *args], cwd=recipe, capture_output=True, text=True,
-                            env={**os.environ, **(env or {})}, timeout=timeout)
+               timeout: float | None = None, stall: float | None = None) -> subprocess.CompletedProcess:
+    """./run.sh ARGS in ``recipe``; ``timeout`` and ``stall`` as in shared_fixtures.run_command."""
+    result = run_command(["./run.sh", *args], cwd=recipe, env={**os.environ, **(env or {})},
+                         stall=stall, limit=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"./run.sh {' '.join(args)} failed ({result.returncode}):\n"
                              f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
@@ -69,7 +72,7 @@ TINY_SYSTEM = "exp/synth/fbank_lstm_cmvn-train_hidden_size32_num_layers1_batch_s
 def tiny_recipe(tmp_path_factory) -> Path:
     """A recipe copy that has run every stage on a tiny synth corpus (once per session)."""
     recipe = copy_recipe(tmp_path_factory.mktemp("tiny") / "recipe")
-    run_recipe(recipe, "--stage", "1", *TINY)
+    build_once("tiny_recipe", lambda: run_recipe(recipe, "--stage", "1", *TINY))
     return recipe
 
 
@@ -97,12 +100,12 @@ SVM_SYSTEM = "exp/synth/compare_functionals_svm"
 def attention_bundle(tiny_recipe) -> Path:
     """Stages 3-7 of ATTENTION in the tiny recipe: cross-validation (stage 6 writes the
     attention summaries) and the final model's bundle."""
-    run_recipe(tiny_recipe, "--stage", "3", "--stop-stage", "7", *ATTENTION)
+    build_once("attention_bundle", lambda: run_recipe(tiny_recipe, "--stage", "3", "--stop-stage", "7", *ATTENTION))
     return tiny_recipe / ATTENTION_SYSTEM / "final"
 
 
 @pytest.fixture(scope="session")
 def synth_svm_bundle(tiny_recipe) -> Path:
     """Stages 3-7 of the svm baseline in the tiny recipe."""
-    run_recipe(tiny_recipe, "--stage", "3", "--stop-stage", "7", *SVM)
+    build_once("synth_svm_bundle", lambda: run_recipe(tiny_recipe, "--stage", "3", "--stop-stage", "7", *SVM))
     return tiny_recipe / SVM_SYSTEM / "final"

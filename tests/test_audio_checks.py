@@ -1,6 +1,6 @@
-"""Stage 1's audio checks: a low sample rate, (near) silence and heavy clipping are
-listed in audio_warnings.txt with the reason, low-rate files can be excluded, and a
-clean file is never listed."""
+"""Stage 1's audio checks: a low sample rate, (near) silence, heavy clipping and a
+file cut short are listed in audio_warnings.txt with the reason, low-rate files can be
+excluded, and a clean file is never listed."""
 from __future__ import annotations
 
 import logging
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser.audio_checks import (CLIPPED, LOW_RATE, SILENT, UNREADABLE, check_audio)
+from ser.audio import wav_scp_entry
+from ser.audio_checks import CLIPPED, LOW_RATE, SILENT, TRUNCATED, UNREADABLE, check_audio
 from ser.bin import prepare_data
 from ser.datadir import read_table
 
@@ -117,3 +118,55 @@ def test_clean_corpus_has_an_empty_list(corpus, tmp_path):
         (clean / "a" / emotion / "clean.wav").symlink_to(corpus / "a" / emotion / "clean.wav")
     prepare_data.main(["--corpus", "casia", "--corpus-dir", str(clean), "--data-dir", str(tmp_path / "d")])
     assert (tmp_path / "d" / "audio_warnings.txt").read_text() == ""
+
+
+def cut_short(whole: Path, cut: Path, seconds: float) -> None:
+    """A copy of a 16-bit mono 16 kHz wav that ends after ``seconds``, header unchanged."""
+    data = whole.read_bytes()
+    start = data.index(b"data") + 8
+    cut.write_bytes(data[:start + 2 * round(seconds * SR)])
+
+
+def test_a_truncated_wav_is_listed(tmp_path):
+    # sox reads it with "Premature EOF", libsndfile without a word: 0.31 s where 1.40 s were recorded.
+    root = tmp_path / "casia"
+    (root / "a" / "angry").mkdir(parents=True)
+    (root / "a" / "sad").mkdir(parents=True)
+    whole, cut = root / "a" / "sad" / "whole.wav", root / "a" / "angry" / "cut.wav"
+    sf.write(whole, speech_like(1.4), SR, subtype="PCM_16")
+    cut_short(whole, cut, 0.31)
+    reason = "truncated: the header promises 1.40 s of audio, the file holds 0.31 s"
+    assert check_audio(whole) == {} and check_audio(cut) == {TRUNCATED: reason}
+    spaced = tmp_path / "a b.wav"
+    spaced.write_bytes(cut.read_bytes())
+    assert check_audio(wav_scp_entry(spaced)) == {TRUNCATED: reason}  # the pipe of a path with a space
+    data = tmp_path / "data"
+    prepare_data.main(["--corpus", "casia", "--corpus-dir", str(root), "--data-dir", str(data)])
+    assert warnings_of(data) == {"a-angry-cut": (str(cut), reason)}
+    # A header written for streaming (data size 0xFFFFFFFF) promises nothing.
+    stream = bytearray(whole.read_bytes())
+    at = stream.index(b"data") + 4
+    stream[at:at + 4] = b"\xff\xff\xff\xff"
+    (tmp_path / "stream.wav").write_bytes(bytes(stream))
+    assert check_audio(tmp_path / "stream.wav") == {}
+
+
+def test_exclusion_warnings_name_the_file_that_lists_them(corpus, tmp_path, caplog):
+    from fixtures_corpora import make_emodb
+
+    data = tmp_path / "data"
+    with caplog.at_level(logging.WARNING):
+        prepare_data.main(["--corpus", "casia", "--corpus-dir", str(corpus), "--data-dir", str(data),
+                           "--exclude-low-rate"])
+    listed = data / "manifests" / "casia_excluded.txt"
+    assert f"1 file(s) of a sample rate below 16000 Hz excluded, e.g. {corpus}/a/angry/narrow.wav; " \
+           f"all are listed with the reason in {listed}" in caplog.text
+    assert "a-angry-narrow" in listed.read_text()
+    caplog.clear()
+    emodb = make_emodb(tmp_path)  # with a corrupt file
+    with caplog.at_level(logging.WARNING):
+        prepare_data.main(["--corpus", "emodb", "--corpus-dir", str(emodb), "--data-dir", str(tmp_path / "e")])
+    listed = tmp_path / "e" / "manifests" / "emodb_excluded.txt"
+    assert f"1 unreadable file(s) excluded, e.g. {emodb}/wav/03a02Wb.wav; all are listed with the reason in " \
+           f"{listed}" in caplog.text
+    assert "03a02Wb" in listed.read_text()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TINY, TINY_SYSTEM, copy_recipe, run_recipe
+from conftest import ROOT, TINY, TINY_SYSTEM, build_once, copy_recipe, run_recipe
 from slurm_cluster import SlurmCluster, install
 
 UTILS = ROOT / "utils"
@@ -111,6 +111,52 @@ def test_slurm_interrupt_cancels_jobs(slurm, tmp_path, sig, group):
         time.sleep(0.5)
 
 
+# Callers of slurm.pl: a driver as run.sh is one (it sources utils/lib.sh), or a
+# plain script; each records slurm.pl's pid.
+SLURM_CALLER = """#!/usr/bin/env bash
+set -euo pipefail
+{source}
+{runner} --max-jobs-run 1 JOB=1:3 log/{name}.JOB.log sleep 300 &
+echo $! > runner.pid
+wait $!
+"""
+
+
+@pytest.mark.parametrize("victim", ["driver", "runner", "caller"])
+def test_slurm_kill_9_cancels_the_array(slurm, tmp_path, victim):
+    """kill -9 of the driver (a script that sourced utils/lib.sh, as run.sh does), of
+    slurm.pl itself, or of a caller that is no driver: slurm.pl's guard, or the
+    driver's watchdog, cancels the array; within 10 s no job of it is in squeue."""
+    name = f"k9{victim}"
+    script = tmp_path / "caller.sh"
+    script.write_text(SLURM_CALLER.format(source=f". {UTILS}/lib.sh" if victim == "driver" else "",
+                                          runner=UTILS / "slurm.pl", name=name))
+    script.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "SER_DRIVER"}
+    caller = subprocess.Popen([script], cwd=tmp_path, env={**env, **slurm.env}, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while "RUNNING" not in squeue(slurm.env, name):
+            assert time.time() < deadline and caller.poll() is None, "the array never started"
+            time.sleep(0.5)
+        os.kill(int((tmp_path / "runner.pid").read_text()) if victim == "runner" else caller.pid, signal.SIGKILL)
+        killed = time.time()
+        while squeue(slurm.env, name):
+            assert time.time() < killed + 10, f"jobs left 10 s after the kill:\n{squeue(slurm.env, name)}"
+            time.sleep(0.2)
+        print(f"{victim}: no job in squeue {time.time() - killed:.1f} s after the kill")
+        _, stderr = caller.communicate(timeout=30)
+        assert "; cancelled job " in stderr, stderr
+    finally:
+        try:
+            os.killpg(caller.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        caller.communicate()
+        run(["scancel", "-n", name], None, slurm.env)
+
+
 def test_slurm_cancelled_job_fails(slurm, tmp_path):
     """Tasks that leave the queue without an exit status (here: scancel from
     outside) are failures, found within about 10 s."""
@@ -143,8 +189,8 @@ def slurm_recipe(slurm_session, tiny_recipe, tmp_path_factory):
     recipe = copy_recipe(tmp_path_factory.mktemp("slurm_recipe") / "recipe")
     shutil.copytree(tiny_recipe / "data", recipe / "data", ignore=shutil.ignore_patterns("feats"))
     start = time.time()
-    run_recipe(recipe, "--stage", "3", "--stop-stage", "6", *TINY,
-               env={"cmd_backend": "slurm", **slurm_session.env})
+    build_once("slurm_recipe", lambda: run_recipe(recipe, "--stage", "3", "--stop-stage", "6", *TINY,
+                                                  env={"cmd_backend": "slurm", **slurm_session.env}))
     print(f"stages 3-6 through Slurm: {time.time() - start:.0f} s")
     return recipe
 
@@ -183,6 +229,36 @@ def test_slurm_failed_training_reruns_only_that_fold(slurm, slurm_recipe, tiny_r
     assert len(failed_call) == 1 and (failed_call[0] / "q/train.1.out").is_file()
     assert {fold: (exp / fold / "best.pt").stat().st_mtime_ns for fold in mtimes} == mtimes
     assert results(slurm_recipe) == results(tiny_recipe)
+
+
+def test_slurm_kill_9_of_run_sh_cancels_the_training_array(slurm, slurm_recipe, tmp_path):
+    """kill -9 of run.sh itself during stage 5: within 10 s no job of the run is in squeue."""
+    recipe = copy_recipe(tmp_path / "recipe")
+    shutil.copytree(slurm_recipe / "data", recipe / "data")  # stages 1-4 done
+    args = [*TINY, "--train-opts", "epochs=3 batch_size=16"]  # a new system: stage 5 trains
+    env = {**{k: v for k, v in os.environ.items() if k != "SER_DRIVER"}, "cmd_backend": "slurm", **slurm.env}
+    driver = subprocess.Popen(["./run.sh", "--stage", "5", "--stop-stage", "5", *args], cwd=recipe, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while "RUNNING" not in squeue(slurm.env, "train"):
+            assert time.time() < deadline and driver.poll() is None, \
+                f"the training array never started:\n{driver.communicate()[1][-3000:]}"
+            time.sleep(0.5)
+        os.kill(driver.pid, signal.SIGKILL)
+        killed = time.time()
+        while squeue(slurm.env, "train"):
+            assert time.time() < killed + 10, f"jobs left 10 s after the kill:\n{squeue(slurm.env, 'train')}"
+            time.sleep(0.2)
+        print(f"run.sh: no job in squeue {time.time() - killed:.1f} s after the kill")
+        assert "; cancelled job " in driver.communicate(timeout=30)[1]
+    finally:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        driver.communicate()
+        run(["scancel", "-n", "train"], None, slurm.env)
 
 
 # A fake Grid Engine: qsub records its arguments and runs the array's tasks one
@@ -271,3 +347,27 @@ def test_queue_pl_interrupt_deletes_job(fake_sge, tmp_path):
     assert driver.wait(timeout=30) == 128 + signal.SIGTERM
     job = next((tmp_path / "fake_sge").glob("*.pid")).stem
     assert (tmp_path / "fake_sge/qdel.args").read_text().split() == [job]
+
+
+def test_queue_pl_kill_9_of_the_runner_deletes_the_job(fake_sge, tmp_path):
+    script = tmp_path / "caller.sh"
+    script.write_text(SLURM_CALLER.format(source="", runner=UTILS / "queue.pl", name="s"))
+    script.chmod(0o755)
+    caller = subprocess.Popen([script], cwd=tmp_path, env={**os.environ, **fake_sge}, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 30
+        while not (tmp_path / "log/s.1.log").exists():
+            assert time.time() < deadline and caller.poll() is None, "the array never started"
+            time.sleep(0.2)
+        os.kill(int((tmp_path / "runner.pid").read_text()), signal.SIGKILL)
+        _, stderr = caller.communicate(timeout=30)
+        job = next((tmp_path / "fake_sge").glob("*.pid")).stem
+        assert f"queue.pl (pid {(tmp_path / 'runner.pid').read_text().strip()}) died; cancelled job {job}" in stderr
+        assert (tmp_path / "fake_sge/qdel.args").read_text().split() == [job]
+    finally:
+        try:
+            os.killpg(caller.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        caller.communicate()

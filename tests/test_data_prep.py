@@ -210,6 +210,17 @@ def test_speaker_name_sorting_before_dash_gets_a_safe_id(tmp_path):
     assert names["wangzhe_2-angry-201"] == "wangzhe+2" and names["wangzhe-angry-201"] is None
 
 
+def test_a_non_ascii_speaker_gets_a_readable_id_and_keeps_its_name(tmp_path):
+    # Not "___": the code points of 王 and 哲, and the name itself in spk2name.
+    corpus = write_tree(tmp_path / "casia", {f"{speaker}/{emotion}/201.wav": WAV
+                                             for speaker in ("王 哲", "wangzhe") for emotion in ("angry", "sad")})
+    manifests = prepare_into(corpus, tmp_path / "data")
+    data = validate_data_dir(tmp_path / "data", manifests["supervisions"])
+    assert data.speakers == ["u738b_u54f2", "wangzhe"]
+    assert data.spk2name == {"u738b_u54f2": "王 哲", "wangzhe": "wangzhe"}
+    assert "u738b_u54f2-angry-201" in data.utts and c_sorted(tmp_path / "data" / "utt2spk", "-k2,2")
+
+
 def test_spk2gender_lists_every_speaker_or_is_absent(tmp_path, caplog):
     corpus = make_casia(tmp_path)  # liuchanhg (f), wangzhe (m)
     prepare_into(corpus, tmp_path / "all")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -110,6 +111,26 @@ def test_explain_draws_and_writes_weights(attention_bundle, tiny_recipe, tmp_pat
     assert abs(sum(data["feature_groups"].values()) - 1) < 1e-6
     assert sum(len(c) for c in data["group_columns"].values()) == 93
     assert data["picture"] == pngs[0].name and data["emotion"] in data["posteriors"]
+
+
+def test_inputs_that_flatten_alike_keep_their_own_outputs(attention_bundle, tiny_recipe, tmp_path, capsys):
+    # x/y_z.wav and x_y/z.wav both flatten to x_y_z.wav: explain and the timeline
+    # pictures of infer --segments --plot keep one file each, none overwritten.
+    wavs = list(read_data_dir(tiny_recipe / "data" / "synth").wav.values())
+    inputs = [tmp_path / "x/y_z.wav", tmp_path / "x_y/z.wav"]
+    for wav, path in zip(wavs[:2], inputs):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(wav, path)
+    status, _, err = cli(explain_main, capsys, "--model", attention_bundle, "--out", tmp_path / "ex", *inputs)
+    assert status == 0, err
+    files = sorted(json.loads(p.read_text())["file"] for p in (tmp_path / "ex").glob("*.json"))
+    assert files == sorted(str(p) for p in inputs)
+    pictures = {json.loads(p.read_text())["picture"] for p in (tmp_path / "ex").glob("*.json")}
+    assert pictures == {p.name for p in (tmp_path / "ex").glob("*.png")} and len(pictures) == 2
+    status, _, err = cli(infer_main, capsys, "--model", attention_bundle, "--segments", "--plot", tmp_path / "plots",
+                         *inputs)
+    assert status == 0, err
+    assert len(list((tmp_path / "plots").glob("*.png"))) == 2
 
 
 def test_explain_reports_bad_files_as_infer_does(attention_bundle, tiny_recipe, tmp_path, capsys):

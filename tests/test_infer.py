@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,7 +17,7 @@ import soundfile as sf
 import torch
 from scipy.signal import resample_poly
 
-from conftest import ROOT, TINY, TINY_SYSTEM, run_recipe
+from conftest import ROOT, TINY, TINY_SYSTEM, build_once, run_recipe
 from ser import EmotionClassifier
 from ser.audio import SAMPLE_RATE, load_audio
 from ser.bin.infer import main as infer_main
@@ -33,7 +34,7 @@ SYSTEM = TINY_SYSTEM
 
 @pytest.fixture(scope="module")
 def bundle(tiny_recipe) -> Path:
-    run_recipe(tiny_recipe, "--stage", "7", "--stop-stage", "7", *TINY)
+    build_once("the tiny bundle", lambda: run_recipe(tiny_recipe, "--stage", "7", "--stop-stage", "7", *TINY))
     return tiny_recipe / SYSTEM / "final"
 
 
@@ -152,6 +153,20 @@ def test_cli_reports_bad_files_and_resamples_stereo(bundle, classifier, wavs, tm
     assert infer(capsys, "--model", bundle, inputs / "sub" / "nothing-here")[0] == 1
     (inputs / "no-audio").mkdir()
     assert infer(capsys, "--model", bundle, inputs / "no-audio")[0] == 2
+
+
+def test_a_truncated_wav_is_classified_with_a_warning(bundle, wavs, tmp_path, capsys, caplog):
+    wav = Path(next(iter(wavs.values())))
+    data = wav.read_bytes()
+    start = data.index(b"data") + 8
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[:start + (len(data) - start) // 4 * 2])  # half the samples
+    with caplog.at_level(logging.WARNING):
+        status, out, err = infer(capsys, "--model", bundle, cut, wav)
+    assert status == 0, err
+    warned = [r.getMessage() for r in caplog.records if "truncated" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith(f"{cut}: truncated: the header promises "), warned
+    assert warned[0].endswith("; classified on what it holds")
 
 
 def test_batch_and_single_file_inference_agree(tiny_recipe, bundle, classifier, wavs, tmp_path, capsys):

@@ -17,7 +17,7 @@ from ser.bundle import ONNX_FILE, _softmax, export_onnx, onnx_session, script_mo
 from ser.datadir import read_data_dir
 from ser.errors import SerError
 from ser.model import MODEL_VARIANTS, build_model
-from ser.timeline import output_name
+from ser.timeline import output_name, output_names
 
 
 def cli(capsys, *args) -> tuple[int, str, str]:
@@ -78,6 +78,22 @@ def test_window_starts_and_output_names():
     assert window_starts(200, 200, 50) == [0]
     assert window_starts(330, 200, 50) == [0, 50, 100, 130]
     assert window_starts(300, 200, 50) == [0, 50, 100]
+
+
+def test_output_names_are_distinct_for_distinct_inputs():
+    items = [("x/y_z.wav", "x/y_z.wav"), ("x_y/z.wav", "x_y/z.wav"), ("a.wav", "a.wav"), ("a.wav", "a.wav"),
+             ("utt1", "/one/a.wav"), ("utt1", "/two/a.wav")]
+    names = output_names(items)
+    assert names[2] == names[3] == "a.wav"  # the same input twice, and no other of that name: as it was
+    assert names[0].startswith("x_y_z.wav-") and names[1].startswith("x_y_z.wav-") and names[0] != names[1]
+    assert names[4] != names[5] and all(n.startswith("utt1-") for n in names[4:])
+    assert len(set(names)) == 5
+    assert output_names(items[:1]) == ["x_y_z.wav"] and output_names([]) == []
+    # A plain name spelt as another input's hashed one is numbered, not shared.
+    clash = [("p/q", "1"), ("p_q", "2")]
+    hashed = output_names(clash)[0]
+    names = output_names([*clash, (hashed, "3")])
+    assert len(set(names)) == 3 and names[2] == f"{hashed}-2"
 
 
 @pytest.fixture(scope="module")

@@ -277,3 +277,50 @@ def test_runs_recorded_before_a_new_option_are_scored_not_retrained(tiny_recipe,
     opts[opts.index("--train-opts") + 1] += " mixup_alpha=0.2"
     out = run_recipe(recipe, "--stage", "6", "--stop-stage", "6", *opts, check=False)
     assert out.returncode != 0  # another name, never trained: nothing is handed back
+
+
+def test_results_of_rebuilt_inputs_are_listed_apart_as_out_of_date(tiny_recipe, tmp_path):
+    # exp/<corpus>/RESULTS.md is rewritten whenever any system is scored: rows of a
+    # system trained on an earlier version of the data, features or folds must not
+    # stand among the current ones.
+    from ser.report import write_corpus_results
+
+    recipe = clone_trained(tiny_recipe, tmp_path / "recipe")
+    exp = recipe / "exp" / "synth"
+    row = f"| {Path(SYSTEM).name} | loso | fbank |"
+
+    def tables() -> tuple[str, str]:
+        current, _, stale = write_corpus_results(exp).read_text().partition("## Out of date")
+        return current, stale
+
+    current, stale = tables()
+    assert row in current and stale == ""
+    # The data dir prepared again from another version of the corpus, then the features.
+    for done, changed in ((recipe / "data/synth/.done", "data"),
+                          (recipe / "data/synth/feats/fbank/.done", "data, features")):
+        done.write_text(done.read_text() + "corpus_contents=another\n")
+        current, stale = tables()
+        assert row not in current
+        assert [line for line in stale.splitlines() if line.startswith(row)][0].endswith(f"| {changed} |")
+        assert "Not results of the current data" in stale
+    # A run without a record of its inputs cannot be vouched for either.
+    for done in (recipe / "data/synth/.done", recipe / "data/synth/feats/fbank/.done"):
+        shutil.copy(tiny_recipe / done.relative_to(recipe), done)
+    assert row in tables()[0]
+    run_done = exp / Path(SYSTEM).name / "loso/seed1/fold2/.done"
+    run_done.write_text("{}\n")
+    current, stale = tables()
+    assert row not in current and "| no record of its inputs |" in stale
+
+
+def test_a_feature_rebuild_names_the_setting_that_changed(tiny_recipe, tmp_path):
+    # The feature record holds a hash of conf/feats/<feat>.*; the message says which line changed.
+    recipe = clone_trained(tiny_recipe, tmp_path / "recipe")
+    conf = recipe / "conf/feats/fbank.yaml"
+    conf.write_text(conf.read_text().replace("num_filters: 80", "num_filters: 40"))
+    out = run_recipe(recipe, "--stage", "3", "--stop-stage", "3", *TINY)
+    assert "data/synth/feats/fbank was made from other inputs or settings:" in out.stderr
+    assert "  then: feat_conf=" in out.stderr  # the hash, as before
+    assert ("  then: conf/feats/fbank.yaml: num_filters: 80\n"
+            "  now:  conf/feats/fbank.yaml: num_filters: 40\n") in out.stderr
+    assert (recipe / "data/synth/feats/fbank/feat_dim").read_text().strip() == "40"

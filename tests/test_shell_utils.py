@@ -150,3 +150,58 @@ def test_keep_job_logs_keeps_the_schedulers_output_of_each_task(tmp_path):
     assert len(kept) == 2
     assert [p.name for p in (kept[1] / "q").iterdir()] == ["train.2.out"]
     assert not list(kept[1].glob("*.log"))
+
+
+def lib(script: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``script`` after sourcing utils/lib.sh, under the steps' shell options."""
+    return subprocess.run(["bash", "-c", f"set -euo pipefail; . {ROOT}/utils/lib.sh; {script}", "_", *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=60)
+
+
+def test_a_rebuild_names_the_setting_behind_a_changed_hash(tmp_path):
+    # A record holds hashes (of an input's record, of config files); the detail kept
+    # beside it says what they stood for, so the message names the setting itself.
+    out = lib('mkdir -p "$1"; mark_done "$1" "$2" "$3"; is_done "$1" "$4" "$5" || echo rebuild',
+              str(tmp_path / "d"), "feat=fbank\ndata=aaa", "data: corpus_dir=/c/one\ndata: corpus_opts=",
+              "feat=fbank\ndata=bbb", "data: corpus_dir=/c/two\ndata: corpus_opts=")
+    assert out.stdout == "rebuild\n", out.stderr
+    assert "  then: data=aaa\n  now:  data=bbb\n" in out.stderr
+    assert "  then: data: corpus_dir=/c/one\n  now:  data: corpus_dir=/c/two\n" in out.stderr
+    assert "corpus_opts" not in out.stderr  # what did not change is not shown
+    assert not (tmp_path / "d/.done").exists()
+    # An output made before the detail was kept: the hashes, and a word on why only they are shown.
+    out = lib('mkdir -p "$1"; mark_done "$1" "$2"; is_done "$1" "$3" "$4" || echo rebuild',
+              str(tmp_path / "e"), "data=aaa", "data=bbb", "data: corpus_dir=/c/two")
+    assert out.stdout == "rebuild\n" and "  then: data=aaa\n" in out.stderr
+    assert "what the hashes stood for was not kept" in out.stderr
+    out = lib('d=$(mktemp -d); mark_done "$d" x; mark_done "$d" y "$1"; record_detail in "$d"; '
+              'printf "a: 1\\nb: 2\\n" > "$d/f.yaml"; SER_ROOT=$d file_detail "$d/f.yaml"', "z: 3")
+    assert out.stdout == "in: y\nin: z: 3\nf.yaml: a: 1\nf.yaml: b: 2\n", out.stderr
+
+
+def test_a_missing_input_names_its_cause(tmp_path):
+    data = tmp_path / "data" / "casia"
+    check = 'require_done "$1" corpus && echo complete'
+    out = lib(check, str(data))
+    assert out.returncode == 1 and "data/casia is not prepared (no .done); run the corpus stage" in out.stderr
+    data.mkdir(parents=True)
+    (data / "wav.scp").write_text("u1 a.wav\n")
+    out = lib(check, str(data))
+    assert out.returncode == 1 and "data/casia is incomplete (no .done)" in out.stderr
+    # Another run is rebuilding it (with another --casia-dir, say): it holds the lock.
+    holder = subprocess.Popen(["bash", "-c", f'. {ROOT}/utils/lib.sh; lock_dir "$1"; echo locked; sleep 60',
+                               "_", str(data)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        out = lib(check, str(data))
+        assert out.returncode == 1
+        assert f"{data} is being rebuilt by another run (it holds {data}.lock)" in out.stderr
+        # As the stages say it, after the stage that made it.
+        steps = subprocess.run([str(ROOT / "steps/make_folds.sh"), "--protocol", "loso", str(data),
+                                str(tmp_path / "folds")], capture_output=True, text=True, timeout=60)
+        assert steps.returncode == 1 and "is being rebuilt by another run" in steps.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    (data / ".done").write_text("stage=prepare_data\n")
+    assert lib(check, str(data)).stdout == "complete\n"

@@ -4,7 +4,8 @@
 # Runs CMD once per task with JOB (or whatever name is given) replaced by the task
 # index in LOG and in CMD; the command's output goes to the task's log. Exits
 # non-zero and names the failed logs when any task fails. The tasks do not outlive
-# their caller: when it or run.pl dies, even by kill -9, they are killed too.
+# their caller, nor the drivers named in SER_DRIVER (utils/lib.sh): when one of
+# them or run.pl dies, even by kill -9, they are killed too.
 # Options (accepted by every backend; the local one honours --max-jobs-run and
 # --num-threads, and ignores the scheduler-only ones):
 #   --max-jobs-run N   at most N tasks at once [default: number of CPUs]
@@ -78,6 +79,25 @@ my $tick = 0.2;     # seconds between checks; a finished task wakes us at once
 my $grace = 2;      # seconds between TERM and KILL when stopping tasks
 my $runner = $$;
 my $caller = getppid();
+# The drivers of this run ("<pid>:<start time> ...", utils/lib.sh): run.sh is not
+# our caller (a steps/ script is), and outlives nothing it started when killed.
+my @drivers = grep { /^\d+:\d+$/ } split ' ', $ENV{SER_DRIVER} // '';
+my $dead_driver;
+
+# The start time of a live process (field 22 of /proc/PID/stat); undef for one
+# that is gone or a zombie. With it, a pid reused by another process is no driver.
+sub start_time {
+  my $pid = shift;
+  open(my $fh, '<', "/proc/$pid/stat") or return undef;
+  my $stat = <$fh> // return undef;
+  my ($state, $rest) = $stat =~ /\)\s+(\S)\s+(.*)$/ or return undef;
+  return undef if $state eq 'Z' || $state eq 'X';
+  return (split ' ', $rest)[18];
+}
+sub driver_gone {   # the first driver that has ended, or undef
+  for (@drivers) { my ($pid, $start) = split /:/; return $pid if (start_time($pid) // '') ne $start; }
+  return undef;
+}
 
 sub run_task {      # in the forked group leader; never returns
   my ($task_cmd, $log) = @_;
@@ -124,6 +144,7 @@ sub check_tasks {
     push @failed, $task if defined $task && $? != 0;
   }
   $orphaned = 1 if getppid() != $caller;
+  $orphaned = 1 if !$orphaned && defined($dead_driver //= driver_gone());
   if (($interrupted || $orphaned) && !defined $kill_at) {
     @stopped = keys %running;
     kill 'TERM', map { -$_ } @stopped;
@@ -153,15 +174,28 @@ for my $task ($first .. $last) {
   setpgid($pid, $pid);  # as the child does: a stop right after the fork must find the group
   $running{$pid} = $task;
 }
+# Whether a process group still has a live member. Not kill 0: it counts zombies,
+# and an orphan's zombie lasts as long as init leaves it unreaped.
+sub group_alive {
+  my %groups = map { $_ => 1 } @_;
+  opendir(my $dh, '/proc') or return 0;
+  for my $pid (grep { /^\d+$/ } readdir $dh) {
+    open(my $fh, '<', "/proc/$pid/stat") or next;
+    my ($state, $pgrp) = (<$fh> // '') =~ /\)\s+(\S)\s+\d+\s+(\d+)/ or next;
+    return 1 if $groups{$pgrp} && $state ne 'Z' && $state ne 'X';
+  }
+  return 0;
+}
 wait_tick() while %running;
-while (defined $kill_at && !$killed && grep { kill 0, -$_ } @stopped) {
+while (defined $kill_at && !$killed && group_alive(@stopped)) {
   check_tasks();
   select(undef, undef, undef, $tick);
 }
 
 my $ntasks = $last - $first + 1;
 if ($orphaned) {
-  print STDERR "run.pl: the calling process (pid $caller) died; stopped the running tasks of $logfile\n";
+  my $who = defined $dead_driver ? "the driver (pid $dead_driver)" : "the calling process (pid $caller)";
+  print STDERR "run.pl: $who died; stopped the running tasks of $logfile\n";
   exit 1;
 }
 if ($interrupted) {

@@ -9,13 +9,17 @@
 # or leaves the queue without an exit status (cancelled, killed for time or
 # memory). The job script (<name>.sh), the scheduler's output of each task
 # (<name>.<n>.out) and the tasks' exit-status files live in q/ beside LOG.
-# SIGINT (Ctrl-C), SIGTERM or SIGHUP cancels the array (scancel / qdel).
+# SIGINT (Ctrl-C), SIGTERM or SIGHUP cancels the array (scancel / qdel), and so
+# does the end of the runner, of its caller or of a driver named in SER_DRIVER
+# (utils/lib.sh) by any means, kill -9 included: a guard process, in a session of
+# its own, watches the three and cancels the array when one of them is gone.
 use strict;
 use warnings;
 use Cwd qw(getcwd);
 use File::Basename qw(basename dirname);
 use File::Path qw(make_path);
 use POSIX qw(SIGINT SIGTERM SIGHUP);
+use Time::HiRes ();
 
 my $prog = basename($0);
 my %backends = (
@@ -78,6 +82,29 @@ Built-in rules:
 $be->{rules}
 EOF
   exit(@_ ? $_[0] : 1);
+}
+
+# The start time of a live process (field 22 of /proc/PID/stat); undef for one
+# that is gone or a zombie. With it, a pid reused by another process is no driver.
+sub start_time {
+  my $pid = shift;
+  open(my $fh, '<', "/proc/$pid/stat") or return undef;
+  my $stat = <$fh> // return undef;
+  my ($state, $rest) = $stat =~ /\)\s+(\S)\s+(.*)$/ or return undef;
+  return undef if $state eq 'Z' || $state eq 'X';
+  return (split ' ', $rest)[18];
+}
+# The processes whose end ends the job: the caller, and the drivers of the run
+# ("<pid>:<start time> ...", utils/lib.sh).
+my $caller = getppid();
+my @watched = ("$caller:" . (start_time($caller) // ''), grep { /^\d+:\d+$/ } split ' ', $ENV{SER_DRIVER} // '');
+sub gone {          # "the calling process (pid N)" or "the driver (pid N)" once it has ended, else undef
+  for my $i (0 .. $#watched) {
+    my ($pid, $start) = split /:/, $watched[$i];
+    next if (start_time($pid) // '') eq ($start // '');
+    return $i == 0 ? "the calling process (pid $pid)" : "the driver (pid $pid)";
+  }
+  return undef;
 }
 
 # Quotes a word for bash unless it is plainly safe (as run.pl does).
@@ -203,20 +230,52 @@ chmod 0755, "$qbase.sh";
 # An interrupt cancels the job; one that comes while it is being submitted does
 # so as soon as the job id is known.
 my %signum = (INT => SIGINT, TERM => SIGTERM, HUP => SIGHUP);
-my ($jobid, $caught, $submitting);
+my ($jobid, $caught, $submitting, $guard);
+sub cancel { system("$be->{cancel} $jobid >/dev/null 2>&1") if defined $jobid; }
+sub stop_guard {    # the guard ends without cancelling anything
+  return unless $guard;
+  kill 'USR1', $guard;
+  waitpid($guard, 0);
+  undef $guard;
+}
 sub interrupted {
-  system("$be->{cancel} $jobid >/dev/null 2>&1") if defined $jobid;
+  cancel();
+  stop_guard();
   print STDERR "$prog: caught SIG$caught; " . (defined $jobid ? "cancelled job $jobid" : 'nothing submitted') .
                " ($logfile)\n";
   exit(128 + $signum{$caught});
 }
 $SIG{$_} = sub { $caught = $_[0]; interrupted() unless $submitting; } for keys %signum;
 $submitting = 1;
-my $out = `$submit_line 2>&1`;
+# The jobs get the submitting shell's environment, but not the pids of its drivers
+# (utils/lib.sh): they mean nothing on a node, and the cancel is what ends the jobs.
+my $out = do { delete local $ENV{SER_DRIVER}; `$submit_line 2>&1` };
 $jobid = $1 if $? == 0 && $out =~ /^(\d+)/m;
 $submitting = 0;
 interrupted() if $caught;
 die "$prog: submission failed (exit " . ($? >> 8) . "):\n$submit_line\n$out" unless defined $jobid;
+
+# The guard: it cancels the job when this runner, its caller or a driver has
+# ended (checked every 0.2 s), or when it is sent TERM, INT or HUP (as the
+# watchdog of a killed driver does, utils/watchdog.pl); USR1 ends it quietly, as
+# the runner does when it is done. It keeps the runner's open files, so that the
+# stage's lock (utils/lib.sh) stays held until the job is cancelled.
+my $runner = $$;
+$guard = fork();
+if (defined $guard && $guard == 0) {
+  POSIX::setsid();
+  my $why;
+  $SIG{USR1} = sub { POSIX::_exit(0); };
+  $SIG{$_} = sub { $why = "was sent SIG$_[0]"; } for qw(TERM INT HUP);
+  until (defined $why) {
+    $why = "$prog (pid $runner) died" if getppid() != $runner;
+    $why //= do { my $g = gone(); defined $g ? "$g died" : undef };
+    Time::HiRes::sleep(0.2) unless defined $why;
+  }
+  cancel();
+  print STDERR "$prog: $why; cancelled job $jobid ($logfile)\n";
+  POSIX::_exit(1);
+}
 
 # Wait for every task's status file. Every 5 s, ask the scheduler whether the job
 # is still there; tasks without status when it has been gone at two checks in a
@@ -225,6 +284,12 @@ my %code;
 my ($polls, $gone) = (0, 0);
 while (keys %code < $last - $first + 1) {
   sleep 1;
+  if (defined(my $g = gone())) {
+    cancel();
+    stop_guard();
+    print STDERR "$prog: $g died; cancelled job $jobid ($logfile)\n";
+    exit 1;
+  }
   opendir(my $dh, $qdir) or die "$prog: cannot list $qdir: $!\n";
   for (readdir $dh) {
     my ($task) = /^\Q$qname\E\.(\d+)\.status$/ or next;
@@ -240,6 +305,7 @@ while (keys %code < $last - $first + 1) {
   $gone = $queued ? 0 : $gone + 1;
   last if $gone >= 2;
 }
+stop_guard();
 unlink map { status_file($_) } keys %code;
 
 my @lost = grep { !exists $code{$_} } $first .. $last;

@@ -8,12 +8,12 @@ import argparse
 import logging
 from pathlib import Path
 
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 from ser.multicorpus import combine_data_dirs
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--train", nargs="+", required=True, metavar="CORPUS=DATA_DIR",
                    help="training corpora and their prepared data dirs, e.g. casia=data/casia")
     p.add_argument("--test", metavar="CORPUS=DATA_DIR", help="the test corpus, if any")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import kaldiio
 
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 import numpy as np
 
 from ser.cmvn import CMVN_MODES, STATELESS_MODES, accumulate, save_stats, stats_path
@@ -21,10 +21,11 @@ from ser.folds import list_folds, read_fold
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--mode", required=True, choices=[m for m in CMVN_MODES if m not in STATELESS_MODES])
-    p.add_argument("--data-dir", required=True, type=Path)
-    p.add_argument("--feat-dir", required=True, type=Path)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--mode", required=True, choices=[m for m in CMVN_MODES if m not in STATELESS_MODES],
+                   help="whose statistics (ser/cmvn.py)")
+    p.add_argument("--data-dir", required=True, type=Path, help="a prepared data dir")
+    p.add_argument("--feat-dir", required=True, type=Path, help="its features (feats.scp)")
     p.add_argument("--folds-dir", type=Path, help="needed for --mode train")
     p.add_argument("--out-dir", required=True, type=Path,
                    help="gets fold<k>.npz (train) or speaker.npz (speaker)")

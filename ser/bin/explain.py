@@ -3,7 +3,10 @@ spectrogram and the time-attention weights on the same time axis, the predicted 
 and posteriors, and the weight of each descriptor group (pitch, voice quality,
 loudness, MFCC, mel, LPC/LSP, ZCR for lld93) on the frames the time attention
 selects; DIR/<id>.json holds the per-step weights (ser/explain.py says how the
-descriptor weights are computed).
+descriptor weights are computed) and the file's path. <id> is the input's id (the
+path, or a wav.scp line's id) with "/" and odd characters as "_"; where two inputs
+would get the same name (x/y_z.wav and x_y/z.wav), each gets a short hash of its id
+and path added, so that no output overwrites another.
 
 For bundles of the attention variants (lstm_t, lstm_f, lstm_tf, lstm_tf_at). Inputs
 as for ser infer (files, directories, wav.scp). Each file is explained whole, as one
@@ -19,18 +22,18 @@ import sys
 from pathlib import Path
 
 from ser.audio import SAMPLE_RATE
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 from ser.bin.infer import ResultWriter, list_inputs
 from ser.bundle import EmotionClassifier, Prediction
 from ser.errors import AudioError, SerError
 from ser.explain import explain_batch, explanation_json, feature_groups, plot_explanation
 from ser.features import feature_names
 from ser.model import ATTENTION_VARIANTS, SERModel, build_model
-from ser.timeline import output_name
+from ser.timeline import output_names
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("inputs", nargs="+", help="audio files, directories or wav.scp files")
     p.add_argument("--model", required=True, type=Path, help="the bundle, e.g. exp/synth/<system>/final")
     p.add_argument("--out", required=True, type=Path, help="directory for <id>.png and <id>.json")
@@ -72,7 +75,7 @@ def main(argv=None) -> None:
     labels = classifier.labels
     writer = ResultWriter(sys.stdout, "csv", labels)
     failed = 0
-    for uid, path in items:
+    for (uid, path), name in zip(items, output_names(items)):
         try:
             samples, source = classifier.samples(path, None)
             feats = classifier.features(samples, source)
@@ -81,7 +84,6 @@ def main(argv=None) -> None:
             writer.write(uid, err)
             continue
         exp = explain_batch(model, [feats], groups)[0]
-        name = output_name(uid)
         best = int(exp.posteriors.argmax())
         plot_explanation(exp, samples, SAMPLE_RATE, labels, frame_shift,
                          f"{uid}: {labels[best]} ({exp.posteriors[best]:.2f})", args.out / f"{name}.png")

@@ -9,13 +9,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 from ser.bundle import export_bundle
 from ser.errors import SerError
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--run-dir", required=True, type=Path,
                    help="a trained run, e.g. exp/synth/lld93_lstm_tf_at/final_train/seed1/fold1")
     p.add_argument("--out", required=True, type=Path, help="the bundle directory to write")

@@ -8,13 +8,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 from ser.external_feats import DEFAULT_MAX_FAIL_SHARE, combine_feat_dirs, import_features
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--data-dir", required=True, type=Path)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--data-dir", required=True, type=Path, help="the data dir the features are of")
     p.add_argument("--feat-dir", required=True, type=Path, help="output")
     p.add_argument("--feats-scp", nargs="*", default=[], type=Path,
                    help="Kaldi feats.scp file(s); relative ark paths are taken from the current directory")

@@ -10,7 +10,9 @@ reason in ``error`` and the others are still classified. Files longer than
 Emotion over time (--segments): each file is cut into --window-second windows every
 --hop seconds (defaults 2 s and 0.5 s; the last window ends with the file) and each
 window is classified by itself: one line per window with id, start, end (seconds),
-emotion and posteriors. --plot DIR also draws a timeline per file, DIR/<id>.png.
+emotion and posteriors. --plot DIR also draws a timeline per file, DIR/<id>.png, <id>
+being the id with "/" and odd characters as "_", and a short hash of the id and path
+added where two inputs would otherwise share a picture (x/y_z.wav and x_y/z.wav).
 
 --feats-scp PATH classifies the features of a Kaldi feats.scp instead of audio (one line
 per utterance): what a bundle trained on external features (run.sh --feat external)
@@ -179,16 +181,17 @@ def classify_segments(classifier: EmotionClassifier, items: list[tuple[str, str]
                       window: float, hop: float, plot_dir: Path | None) -> int:
     """--segments: the windows of each file, in order (one file at a time, as a long
     recording has many windows); returns how many files failed."""
-    from ser.timeline import output_name, plot_timeline
+    from ser.timeline import output_names, plot_timeline
 
     failed = 0
-    for uid, path in tqdm(items, unit="file", disable=len(items) <= 1):
+    names = output_names(items)
+    for (uid, path), name in tqdm(list(zip(items, names)), unit="file", disable=len(items) <= 1):
         result = classifier.predict_segments([path], window, hop)[0]
         failed += isinstance(result, AudioError)
         writer.write_segments(uid, result)
         if plot_dir is not None and not isinstance(result, AudioError):
             plot_timeline(result, classifier.labels, f"{uid}: {window:g} s windows every {hop:g} s",
-                          plot_dir / f"{output_name(uid)}.png")
+                          plot_dir / f"{name}.png")
     return failed
 
 

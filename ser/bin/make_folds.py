@@ -6,22 +6,24 @@ import argparse
 import logging
 from pathlib import Path
 
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 from ser.datadir import read_data_dir
 from ser.folds import (DEFAULT_VALID_SHARE, PAPER_TEST_SHARE, PROTOCOLS, check_speaker_disjoint,
                        make_folds, write_folds)
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--data-dir", required=True, type=Path)
-    p.add_argument("--protocol", required=True, choices=PROTOCOLS)
-    p.add_argument("--out-dir", required=True, type=Path)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--data-dir", required=True, type=Path, help="a prepared data dir")
+    p.add_argument("--protocol", required=True, choices=PROTOCOLS, help="how to split (ser/folds.py)")
+    p.add_argument("--out-dir", required=True, type=Path, help="output: <out-dir>/fold<k>/{train,valid,test}")
     p.add_argument("--num-folds", type=int, default=None,
                    help="K for speaker_kfold, repeats for random")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--valid-share", type=float, default=DEFAULT_VALID_SHARE)
-    p.add_argument("--test-share", type=float, default=PAPER_TEST_SHARE, help="for random")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random splits")
+    p.add_argument("--valid-share", type=float, default=DEFAULT_VALID_SHARE,
+                   help="share of each training part held out for model selection")
+    p.add_argument("--test-share", type=float, default=PAPER_TEST_SHARE,
+                   help="random: the test share (default: 1000/7200, the paper's)")
     return p
 
 

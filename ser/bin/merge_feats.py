@@ -14,17 +14,18 @@ from pathlib import Path
 import kaldiio
 import yaml
 
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 from ser.datadir import read_table, write_table
 from ser.errors import SerError
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--wav-scp", required=True, type=Path, help="the data dir's wav.scp")
-    p.add_argument("--feat-dir", required=True, type=Path)
-    p.add_argument("--nj", required=True, type=int)
-    p.add_argument("--max-fail-share", type=float, default=0.05)
+    p.add_argument("--feat-dir", required=True, type=Path, help="holds split/raw.<n>.{ark,scp}; gets feats.scp")
+    p.add_argument("--nj", required=True, type=int, help="the number of JOB splits")
+    p.add_argument("--max-fail-share", type=float, default=0.05,
+                   help="fail when more than this share of the files have no features")
     return p
 
 

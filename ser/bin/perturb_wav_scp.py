@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from ser.audio import check_speed_factors, speed_perturbed_entry
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 from ser.datadir import read_table, write_table
 
 SP_PREFIX = "sp"
@@ -42,10 +42,10 @@ def perturb_wav_scp(wavs: dict[str, str], factors: list[str]) -> dict[str, str]:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--factors", required=True, help='e.g. "0.9 1.1"')
-    p.add_argument("wav_scp", type=Path)
-    p.add_argument("out", type=Path)
+    p.add_argument("wav_scp", type=Path, help="the wav.scp of the originals")
+    p.add_argument("out", type=Path, help="the wav.scp of the copies, to write")
     return p
 
 

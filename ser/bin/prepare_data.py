@@ -17,24 +17,25 @@ from pathlib import Path
 
 from ser.audio_checks import (LOW_RATE, MIN_SAMPLE_RATE, check_corpus_audio,
                               write_audio_warnings)
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 from ser.config import parse_key_values
 from ser.corpora import CORPORA, get_corpus
-from ser.corpora.common import exclude_utterances, write_manifests
+from ser.corpora.common import exclude_utterances, excluded_file, write_manifests
 from ser.datadir import validate_data_dir, write_data_dir
 from ser.emotions import apply_mapping, corpus_mapping
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--corpus", required=True, choices=sorted(CORPORA))
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--corpus", required=True, choices=sorted(CORPORA), help="the corpus's name")
     p.add_argument("--corpus-dir", required=True, type=Path, help="the corpus as distributed")
     p.add_argument("--data-dir", required=True, type=Path, help="output, e.g. data/casia")
     p.add_argument("--corpus-opts", default="",
                    help="options of the corpus's prepare function, 'key=value ...'")
-    p.add_argument("--synth-speakers", type=int, default=4)
-    p.add_argument("--synth-sentences", type=int, default=20)
-    p.add_argument("--synth-seed", type=int, default=0)
+    p.add_argument("--synth-speakers", type=int, default=4, help="synth: the number of speakers (at most 6)")
+    p.add_argument("--synth-sentences", type=int, default=20,
+                   help="synth: sentences per speaker and emotion (at most 24)")
+    p.add_argument("--synth-seed", type=int, default=0, help="synth: the seed of the generator")
     p.add_argument("--min-sample-rate", type=int, default=MIN_SAMPLE_RATE,
                    help="audio of a lower sample rate gets a warning (it is upsampled)")
     p.add_argument("--emotion-variants", default="",
@@ -63,8 +64,8 @@ def main(argv=None) -> None:
     if mapped is not manifests:
         left_out = len(mapped["excluded"]) - len(manifests["excluded"])
         logging.info("%s: emotions mapped by conf/emotions.yaml to %s; %d utterance(s) of "
-                     "labels mapped to null left out", args.corpus, ", ".join(mapped["emotions"]),
-                     left_out)
+                     "labels mapped to null left out, listed in %s", args.corpus, ", ".join(mapped["emotions"]),
+                     left_out, excluded_file(manifest_dir, args.corpus))
         manifests = mapped
         write_manifests(manifests, args.corpus, manifest_dir)
     warnings = check_corpus_audio(manifests["recordings"], manifests["supervisions"],
@@ -72,9 +73,9 @@ def main(argv=None) -> None:
     if args.exclude_low_rate:
         low_rate = {w.utt: (w.path, w.problems[LOW_RATE]) for w in warnings if LOW_RATE in w.problems}
         if low_rate:
-            logging.warning("%s: %d file(s) of a sample rate below %d Hz excluded, e.g. %s",
-                            args.corpus, len(low_rate), args.min_sample_rate,
-                            next(iter(low_rate.values()))[0])
+            logging.warning("%s: %d file(s) of a sample rate below %d Hz excluded, e.g. %s; all are "
+                            "listed with the reason in %s", args.corpus, len(low_rate), args.min_sample_rate,
+                            next(iter(low_rate.values()))[0], excluded_file(manifest_dir, args.corpus))
             manifests = exclude_utterances(manifests, low_rate, args.corpus)
             write_manifests(manifests, args.corpus, manifest_dir)
             warnings = [w for w in warnings if w.utt not in low_rate]

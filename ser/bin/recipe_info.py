@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 from ser.bin.perturb_wav_scp import factors_tag, split_factors
 from ser.config import MODEL_CONF_DIR
 from ser.corpora import get_corpus
@@ -49,7 +49,7 @@ def check_settings(feat: str = "", model: str = "", cmvn: str = "", protocol: st
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("what", choices=("default-protocol", "tag", "emotion-map", "speed-factors", "speed-tag",
                                       "corpus-digest", "runs-on-device", "check"))
     p.add_argument("value", nargs="?", default="")

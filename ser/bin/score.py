@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 from ser.cmvn import USES_TEST_SPEAKER_STATS, Normalizer
 from ser.config import load_yaml
 from ser.datadir import read_data_dir
@@ -172,10 +172,10 @@ def write_attention(run_dir: Path, cfg: dict, test, run_record: str, model, labe
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--folds-dir", type=Path,
                    help="the folds to score with (checked against the run's); default: the run's own")
-    p.add_argument("run_dirs", nargs="+", type=Path)
+    p.add_argument("run_dirs", nargs="+", type=Path, help="trained runs, e.g. exp/.../seed1/fold1")
     return p
 
 

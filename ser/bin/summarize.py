@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 from ser.errors import SerError
 from ser.report import write_corpus_results, write_system_results
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("system_dir", type=Path, help="e.g. exp/casia/lld93_lstm_tf_at")
     return p
 

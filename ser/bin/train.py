@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 from ser.cmvn import CMVN_MODES, STATELESS_MODES, Normalizer, stats_path
 from ser.config import load_yaml, parse_key_values
 from ser.datadir import read_data_dir
@@ -31,27 +31,27 @@ from ser.train import TrainConfig, load_fold_data, train_fold, with_neutral_opti
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--data-dir", required=True, type=Path)
-    p.add_argument("--feat-dir", required=True, type=Path)
-    p.add_argument("--folds-dir", required=True, type=Path)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--data-dir", required=True, type=Path, help="a prepared data dir")
+    p.add_argument("--feat-dir", required=True, type=Path, help="its features (feats.scp)")
+    p.add_argument("--folds-dir", required=True, type=Path, help="its folds: <folds-dir>/fold<k>/")
     p.add_argument("--fold", help="e.g. fold1")
-    p.add_argument("--cmvn", required=True, choices=CMVN_MODES)
+    p.add_argument("--cmvn", required=True, choices=CMVN_MODES, help="the normalisation (ser/cmvn.py)")
     p.add_argument("--cmvn-dir", type=Path, help="the cmvn stage's output, for --cmvn train|speaker|corpus")
     p.add_argument("--aug-feat-dir", type=Path,
                    help="features of speed-perturbed copies (sp<factor>-<utt>); the copies of "
                         "the fold's training utterances are added to its training part")
     p.add_argument("--model", required=True, help="a conf/model/<name>.yaml name")
     p.add_argument("--model-opts", default="", help="overrides of the model config, 'k=v ...'")
-    p.add_argument("--train-conf", type=Path, default=Path("conf/train.yaml"))
+    p.add_argument("--train-conf", type=Path, default=Path("conf/train.yaml"), help="the training settings")
     p.add_argument("--train-opts", default="", help="overrides of the training config, 'k=v ...'")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="the training seed")
     p.add_argument("--gpu", type=int, default=0, help="1: train on CUDA when present")
     p.add_argument("--out", type=Path, help="the run directory")
     p.add_argument("--task-list", type=Path,
                    help="a file of '<fold> <seed> <out>' lines; with --task N, line N "
                         "replaces --fold, --seed and --out (for job arrays)")
-    p.add_argument("--task", type=int)
+    p.add_argument("--task", type=int, help="with --task-list: train the run of this line (from 1)")
     p.add_argument("--plan", action="store_true",
                    help="write the runs of --exp-dir still to train to --task-list")
     p.add_argument("--verify", action="store_true", help="with --plan: fail unless all are complete")

@@ -10,9 +10,10 @@ well (C order). With utterance ids ``<speaker>-<rest>`` this holds for any rest 
 every character of a speaker id sorts after ``-``; a name such as ``wangzhe+2`` beside
 ``wangzhe`` breaks it (``+`` sorts before ``-``). So :func:`speaker_ids` maps each
 corpus speaker name to an id of ``[A-Za-z0-9_.]`` only: names made of those stay as
-they are, accents are dropped (``Müller`` -> ``Muller``), any other character becomes
-``_`` (``wangzhe+2`` -> ``wangzhe_2``), and where two names would meet, each changed
-one gets a short hash of its name. The original name is kept in the supervision's
+they are, accents are dropped (``Müller`` -> ``Muller``), a letter or digit without an
+ASCII form becomes its code point (``王 哲`` -> ``u738b_u54f2``), any other character
+becomes ``_`` (``wangzhe+2`` -> ``wangzhe_2``), and where two names would meet, each
+changed one gets a short hash of its name. The original name is kept in the supervision's
 ``custom["speaker_name"]`` (and in the data dir's ``spk2name``).
 """
 from __future__ import annotations
@@ -83,7 +84,18 @@ class Utterance:
 def _safe_name(name: str) -> str:
     decomposed = unicodedata.normalize("NFKD", name)
     no_accents = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return UNSAFE_SPEAKER_CHARS.sub("_", no_accents) or "_"
+    # A letter or digit with no ASCII form (王) becomes its code point (u738b), set off
+    # by "_" from its neighbours, so that 王 哲 is u738b_u54f2, not ___.
+    tokens = [c if not UNSAFE_SPEAKER_CHARS.match(c) else f"u{ord(c):04x}" if c.isalnum() else "_"
+              for c in no_accents]
+    out = ""
+    for i, token in enumerate(tokens):
+        if i and len(token) > 1 and out[-1] != "_":
+            out += "_"
+        elif i and len(tokens[i - 1]) > 1 and token != "_":
+            out += "_"
+        out += token
+    return out or "_"
 
 
 def speaker_ids(names: Iterable[str], corpus: str = "corpus") -> dict[str, str]:
@@ -182,8 +194,10 @@ def build_manifests(utterances: Iterable[Utterance], corpus: str, corpus_dir: Pa
             channel=rec.channel_ids[0] if len(rec.channel_ids) == 1 else rec.channel_ids,
             speaker=utt.speaker, gender=utt.gender, text=utt.text, custom=custom))
     if excluded:
-        logging.warning("%s: %d unreadable file(s) excluded, e.g. %s", corpus, len(excluded),
-                        excluded[0][1])
+        logging.warning("%s: %d unreadable file(s) excluded, e.g. %s; all are listed with the reason in %s",
+                        corpus, len(excluded), excluded[0][1],
+                        excluded_file(output_dir, corpus) if output_dir is not None
+                        else f"{corpus}_excluded.txt beside the manifests")
     if not recordings:
         raise CorpusError(f"{corpus}: none of the {len(utterances)} files under {corpus_dir} "
                           "could be read")
@@ -212,11 +226,16 @@ def exclude_utterances(manifests: dict, reasons: Mapping[str, tuple[str, str]],
             "excluded": sorted(excluded)}
 
 
+def excluded_file(output_dir: Path | str, corpus: str) -> Path:
+    """Where :func:`write_manifests` lists the excluded utterances, with the reasons."""
+    return Path(output_dir) / f"{corpus}_excluded.txt"
+
+
 def write_manifests(manifests: dict, corpus: str, output_dir: Path | str) -> None:
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     manifests["recordings"].to_file(output_dir / f"{corpus}_recordings.jsonl.gz")
     manifests["supervisions"].to_file(output_dir / f"{corpus}_supervisions.jsonl.gz")
-    with open(output_dir / f"{corpus}_excluded.txt", "w") as f:
+    with open(excluded_file(output_dir, corpus), "w") as f:
         for utt_id, path, reason in manifests.get("excluded", []):
             f.write(f"{utt_id}\t{path}\t{reason}\n")

@@ -47,7 +47,7 @@ from pathlib import Path
 import soundfile as sf
 
 from ser.corpora.common import (Utterance, build_manifests, check_corpus_dir,
-                                check_utterances, list_audio, write_manifests)
+                                check_utterances, excluded_file, list_audio, write_manifests)
 from ser.errors import CorpusError, SerError
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise")
@@ -154,8 +154,9 @@ def prepare_enterface(corpus_dir: Path | str, output_dir: Path | str | None = No
                           f"under {corpus_dir}, e.g. {not_extracted[0][1]}: "
                           f"{not_extracted[0][2]}")
     if not_extracted:
-        logging.warning("enterface: %d video(s) without usable audio excluded, e.g. %s",
-                        len(not_extracted), not_extracted[0][1])
+        logging.warning("enterface: %d video(s) without usable audio excluded, e.g. %s; all are listed "
+                        "with the reason in %s", len(not_extracted), not_extracted[0][1],
+                        excluded_file(output_dir, "enterface"))
     manifests = build_manifests(extracted, "enterface", corpus_dir, EMOTIONS)
     manifests["excluded"] = sorted(not_extracted + manifests["excluded"])
     write_manifests(manifests, "enterface", output_dir)

@@ -1,0 +1,81 @@
+"""Help and usage: ``ser --help`` summarises each tool in a whole clause, every tool's
+--help explains each option and shows its default, and the usage line names the tool
+as the user can call it."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import re
+import subprocess
+import sys
+
+import pytest
+
+import ser.bin
+from conftest import ROOT
+from ser.cli import summary, tools
+
+# Not yet on ser.bin.HelpFormatter: ser compute-feats, which steps/make_feats.sh runs.
+PLAIN_HELP = {"compute_feats"}
+
+
+def parsers() -> list[tuple[str, argparse.ArgumentParser]]:
+    found = []
+    for info in pkgutil.iter_modules(ser.bin.__path__):
+        module = importlib.import_module(f"ser.bin.{info.name}")
+        if hasattr(module, "get_parser") and info.name not in PLAIN_HELP:
+            found.append((info.name, module.get_parser()))
+    return found
+
+
+def test_summaries_end_where_a_clause_does():
+    doc = ("Classifies audio with a model bundle (ser export-model: see its help): one line per\n"
+           "file with the predicted emotion.\n\nMore.")
+    assert summary(doc) == "Classifies audio with a model bundle (ser export-model: see its help)"
+    assert summary("Prints the fold names (fold1 fold2 ...), for the\nshell stages.\n") == \
+        "Prints the fold names (fold1 fold2 ...), for the shell stages"
+    listed = tools()
+    assert listed["infer"] == "Classifies audio with a model bundle (ser export-model)"
+    for name, text in listed.items():
+        module = importlib.import_module(f"ser.bin.{name.replace('-', '_')}")
+        paragraph = " ".join(module.__doc__.strip().split("\n\n")[0].split()).replace("``", "")
+        assert paragraph.startswith(text), name
+        rest = paragraph[len(text):]
+        assert rest in ("", ".") or rest[0] in ".:;", (name, text)  # not cut mid-sentence
+
+
+def test_every_option_is_explained_with_its_default():
+    for name, parser in parsers():
+        text = parser.format_help()
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, f"ser {name}: {action.option_strings or action.dest} has no help"
+            default = action.default
+            if not (default is None or default is False or (isinstance(default, (str, list, tuple)) and not default)):
+                assert "default" in parser._get_formatter()._get_help_string(action), (name, action.dest)
+        assert "%(default)" not in text
+
+
+def test_infer_help_shows_the_batch_and_chunk_defaults_and_its_name():
+    # local/infer.sh runs python -m ser.bin.infer: the usage line names ser infer, not infer.py.
+    out = subprocess.run([str(ROOT / "local/infer.sh"), "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: ser infer ")
+    text = " ".join(out.stdout.split())
+    for option, default in (("--batch-size BATCH_SIZE", 16), ("--chunk-seconds CHUNK_SECONDS", 10.0),
+                            ("--chunk-overlap CHUNK_OVERLAP", 1.0)):
+        assert re.search(rf"{option} [^-]*\(default: {default}\)", text), option
+
+
+@pytest.mark.parametrize("argv0, prog", [("ser explain", "ser explain"), ("/x/ser/bin/explain.py", "ser explain")])
+def test_usage_names_the_tool(argv0, prog, monkeypatch, capsys):
+    from ser.bin import run_tool
+    from ser.bin.explain import main
+
+    monkeypatch.setattr(sys, "argv", [argv0, "--help"])
+    monkeypatch.setitem(sys.modules, "__main__", importlib.import_module("ser.bin.explain"))
+    with pytest.raises(SystemExit):
+        run_tool(main)
+    assert capsys.readouterr().out.startswith(f"usage: {prog} ")
