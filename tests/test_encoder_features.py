@@ -149,6 +149,7 @@ def whisper_recipe(tiny_recipe, tmp_path_factory):
     svm = list(WHISPER)
     svm[svm.index("--model") + 1] = "svm"
     svm[svm.index("--model-opts") + 1] = ""
+    svm[svm.index("--train-opts") + 1] = ""
     run_recipe(recipe, "--stage", "3", "--stop-stage", "7", *svm)
     return recipe
 
