@@ -16,15 +16,13 @@ import ser.bin
 from conftest import ROOT
 from ser.cli import summary, tools
 
-# Not yet on ser.bin.HelpFormatter: ser compute-feats, which steps/make_feats.sh runs.
-PLAIN_HELP = {"compute_feats"}
 
 
 def parsers() -> list[tuple[str, argparse.ArgumentParser]]:
     found = []
     for info in pkgutil.iter_modules(ser.bin.__path__):
         module = importlib.import_module(f"ser.bin.{info.name}")
-        if hasattr(module, "get_parser") and info.name not in PLAIN_HELP:
+        if hasattr(module, "get_parser"):
             found.append((info.name, module.get_parser()))
     return found
 

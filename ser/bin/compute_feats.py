@@ -16,7 +16,7 @@ import kaldiio
 from tqdm import tqdm
 
 from ser.audio import load_audio
-from ser.bin import run_tool
+from ser.bin import HelpFormatter, run_tool
 from ser.config import parse_key_values
 from ser.datadir import read_table
 from ser.errors import AudioError
@@ -24,15 +24,14 @@ from ser.features import build_extractor, extract_features, feature_names, load_
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--feat", required=True, help="feature type, see ser/features.py")
     p.add_argument("--feat-opts", default="", help="overrides of conf/feats/<feat>.yaml, 'k=v ...'")
-    p.add_argument("--wav-scp", required=True, type=Path)
+    p.add_argument("--wav-scp", required=True, type=Path, help="the JOB split's wav.scp")
     p.add_argument("--out", required=True, type=Path, help="output prefix, e.g. feats/raw.3")
     p.add_argument("--compress", action="store_true", help="kaldi compressed matrices")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                   help="where encoder features (whisper, ssl) are computed; other types run on the CPU "
-                        "(default: %(default)s)")
+                   help="where encoder features (whisper, ssl) are computed; other types run on the CPU")
     return p
 
 
