@@ -239,7 +239,10 @@ def render(rows: list[dict]) -> str:
              "does not give the same copies; from 80c53c0 on, `sox -R` makes them the same on every run. "
              "The commit column lists the commits the runs were trained at; `-dirty` marks uncommitted "
              "changes to the code. Records made before commit 8b92311 also carry `-dirty` for uncommitted "
-             "edits of RESULTS.md, local/results/ or the documentation alone, which do not change a run.",
+             "edits of RESULTS.md, local/results/ or the documentation alone, which do not change a run. "
+             "Rows named after other features (`whisper_svm`, `whisper_lstm_tf_at`) are systems on a frozen "
+             "pretrained encoder's frames at its defaults (README, Pretrained encoders; "
+             "`conf/feat_defaults/`): the svm pools each utterance's frames into their mean and std.",
              ""]
     setups = []
     for row in rows:

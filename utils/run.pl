@@ -13,6 +13,9 @@
 #   --mem X, --gpu N, --time T   scheduler resources, ignored locally
 use strict;
 use warnings;
+use FindBin ();
+use lib $FindBin::RealBin;
+use SerProc qw(start_time);
 use POSIX qw(:sys_wait_h setpgid);
 use Time::HiRes ();
 use File::Basename qw(dirname);
@@ -84,16 +87,6 @@ my $caller = getppid();
 my @drivers = grep { /^\d+:\d+$/ } split ' ', $ENV{SER_DRIVER} // '';
 my $dead_driver;
 
-# The start time of a live process (field 22 of /proc/PID/stat); undef for one
-# that is gone or a zombie. With it, a pid reused by another process is no driver.
-sub start_time {
-  my $pid = shift;
-  open(my $fh, '<', "/proc/$pid/stat") or return undef;
-  my $stat = <$fh> // return undef;
-  my ($state, $rest) = $stat =~ /\)\s+(\S)\s+(.*)$/ or return undef;
-  return undef if $state eq 'Z' || $state eq 'X';
-  return (split ' ', $rest)[18];
-}
 sub driver_gone {   # the first driver that has ended, or undef
   for (@drivers) { my ($pid, $start) = split /:/; return $pid if (start_time($pid) // '') ne $start; }
   return undef;

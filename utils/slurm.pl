@@ -15,6 +15,9 @@
 # its own, watches the three and cancels the array when one of them is gone.
 use strict;
 use warnings;
+use FindBin ();
+use lib $FindBin::RealBin;
+use SerProc qw(start_time);
 use Cwd qw(getcwd);
 use File::Basename qw(basename dirname);
 use File::Path qw(make_path);
@@ -84,16 +87,6 @@ EOF
   exit(@_ ? $_[0] : 1);
 }
 
-# The start time of a live process (field 22 of /proc/PID/stat); undef for one
-# that is gone or a zombie. With it, a pid reused by another process is no driver.
-sub start_time {
-  my $pid = shift;
-  open(my $fh, '<', "/proc/$pid/stat") or return undef;
-  my $stat = <$fh> // return undef;
-  my ($state, $rest) = $stat =~ /\)\s+(\S)\s+(.*)$/ or return undef;
-  return undef if $state eq 'Z' || $state eq 'X';
-  return (split ' ', $rest)[18];
-}
 # The processes whose end ends the job: the caller, and the drivers of the run
 # ("<pid>:<start time> ...", utils/lib.sh).
 my $caller = getppid();

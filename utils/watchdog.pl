@@ -18,6 +18,9 @@
 # marked process has been seen for half a second.
 use strict;
 use warnings;
+use FindBin ();
+use lib $FindBin::RealBin;
+use SerProc qw(start_time);
 use POSIX ();
 use Time::HiRes qw(time sleep);
 
@@ -28,16 +31,6 @@ my $grace = 1;      # seconds between TERM and KILL
 my $settle = 0.5;   # seconds without a marked process before the watchdog ends
 my $limit = 30;     # seconds to keep stopping processes that are still appearing
 
-# The start time of a live process; undef for one that is gone or a zombie (a
-# driver killed by a parent that has not reaped it yet).
-sub start_time {
-  my $pid = shift;
-  open(my $fh, '<', "/proc/$pid/stat") or return undef;
-  my $stat = <$fh> // return undef;
-  my ($state, $rest) = $stat =~ /\)\s+(\S)\s+(.*)$/ or return undef;
-  return undef if $state eq 'Z' || $state eq 'X';
-  return (split ' ', $rest)[18];
-}
 
 # The processes marked with the token, but this one.
 sub marked {
