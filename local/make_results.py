@@ -307,7 +307,7 @@ def get_parser() -> argparse.ArgumentParser:
                         "those that name systems (e.g. --train-opts) name their rows too")
     p.add_argument("--exp-dir", type=Path, default=ROOT / "exp", help="where run.sh's exp dirs are")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="the saved rows")
-    p.add_argument("--out", type=Path, default=ROOT / "RESULTS.md")
+    p.add_argument("--out", type=Path, default=ROOT / "RESULTS.md", help="the table written")
     return p
 
 
