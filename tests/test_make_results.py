@@ -179,7 +179,8 @@ def test_seeds_added_in_a_fresh_checkout_join_the_saved_row(tmp_path):
 
 
 def test_a_row_saved_before_runs_carried_their_times_keeps_its_totals(tmp_path):
-    """The rows of sessions 1-14 keep only the sums of training time, commits and devices."""
+    """Rows saved before runs carried their own times (before 48c9ce5, 2026-11-28) keep only
+    the sums of training time, commits and devices."""
     exp = tmp_path / "exp"
     fake_system(exp, "compare_functionals_svm", {("fold1", 1): 0.40, ("fold2", 1): 0.40}, commit="old")
     assert make_results(exp, tmp_path, "--speed-perturb", "none").returncode == 0

@@ -15,7 +15,7 @@ from ser.datadir import read_table, write_table
 
 SP_PREFIX = "sp"
 # run.sh --speed-perturb auto. 0.8 and 1.2 beside 0.9 and 1.1 lifted inner-validation UAR
-# by 3.2 points on CASIA and 2.5 on EmoDB over two seeds (local/tune/LOG.md, session 7).
+# by 3.2 points on CASIA and 2.5 on EmoDB over two seeds (local/tune/LOG.md, d76d0df, 2026-11-27).
 AUTO_FACTORS = ("0.8", "0.9", "1.1", "1.2")
 
 
