@@ -28,6 +28,7 @@ usage: local/make_results.py [--setups "casia:loso ..."] [--systems "svm lstm wh
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import re
@@ -219,6 +220,106 @@ def encoder_pairs(group: list[dict], reference: dict | None) -> list[str]:
     return lines
 
 
+# When run.sh's default speed copies for recurrent models changed: rows of the same system
+# trained without copies, or at other factors, are listed apart as earlier defaults.
+SPEED_DEFAULT_HISTORY = ("no copies until a396ad8 (2026-11-26), copies at 0.9 and 1.1 until e2e61de "
+                         "(2026-11-27)")
+
+
+def is_earlier_default(row: dict) -> bool:
+    """A recurrent system on the paper's features trained at speed copies that are no longer
+    run.sh's default (none, or other factors); rows with other options stay in the main table."""
+    if is_encoder_row(row):
+        return False
+    for model in TABLE_ORDER:
+        if model == "svm":
+            continue
+        current = row_name(model, "auto")
+        if row["system"] in (current, f"{current}_tta"):
+            return False
+        if re.fullmatch(rf"{model}(_sp[0-9._]+?)?(_tta)?", row["system"]):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=None)
+def commit_time(commit: str) -> tuple[int, str] | None:
+    """(seconds since the epoch, date) of a commit of this repository, or None where git does
+    not know it (another clone's commit, no git)."""
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%ct %cs",
+                              commit.removesuffix("-dirty")], capture_output=True, text=True)
+    except OSError:
+        return None
+    fields = out.stdout.split()
+    return (int(fields[0]), fields[1]) if out.returncode == 0 and len(fields) == 2 else None
+
+
+def environment(group: list[dict]) -> list[str]:
+    """The setup's environment block, from its rows' records: devices, the commits the runs
+    were trained at with their dates, and when the rows were written."""
+    devices = sorted({d for r in group for d in r["devices"]})
+    device_text = {"cpu": "CPU", "cuda": "GPU (cuda)"}
+    commits = sorted({c.removesuffix("-dirty") for r in group for c in r["commits"]})
+    dated = sorted((commit_time(c), c) for c in commits if commit_time(c) is not None)
+    written = sorted(r["written"][:10] for r in group if r.get("written"))
+    lines = ["Environment (from the rows' records):", "",
+             f"- device: {' and '.join(device_text.get(d, d) for d in devices)}"
+             f"{' for every run' if len(devices) == 1 else ' (the device column says which row)'}"]
+    unknown = len(commits) - len(dated)
+    if dated:
+        (_, first_date), first = dated[0]
+        (_, last_date), last = dated[-1]
+        span = (f"`{first[:7]}` ({first_date})" if first == last else
+                f"from `{first[:7]}` ({first_date}) to `{last[:7]}` ({last_date})")
+        lines.append(f"- trained at {len(commits)} commit{'s' if len(commits) > 1 else ''}, {span}; each "
+                     "row's are in its commit column"
+                     + (f"; {unknown} not in this repository's history" if unknown else ""))
+    else:
+        lines.append(f"- trained at {len(commits)} commit{'s' if len(commits) > 1 else ''}, none in this "
+                     "repository's history; each row's are in its commit column")
+    if written:
+        lines.append(f"- rows written {written[0]}" + (f" to {written[-1]}" if written[-1] != written[0] else ""))
+    return lines + [""]
+
+
+def row_table(rows: list[dict]) -> list[str]:
+    lines = ["| system | features | norm. | folds × seeds | UAR % | WA % | macro-F1 % | train min | device | commit |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        seeds_note = f"{r['num_folds']} × {len(r['seeds'])}"
+        if len(r["seeds"]) < 3:
+            seeds_note += " (**fewer than 3 seeds**)"
+        lines.append(f"| {r['system']} | {r['feat']} | {r['cmvn']} | {seeds_note} | {_pct(r['uar'])} | "
+                     f"{_pct(r['wa'])} | {_pct(r['macro_f1'])} | {r['train_seconds'] / 60:.1f} | "
+                     f"{', '.join(r['devices'])} | {', '.join(r['commits'])} |")
+    return lines
+
+
+def reference_pairs(ref: dict, rows: list[dict]) -> list[str]:
+    """Paired tests of the reference row against each of ``rows``."""
+    name = ref["system"]
+    lines = ["", f"Paired tests of {name} against each system, over folds (UAR, seeds "
+             "averaged within each fold first; t-test on the per-fold differences):", "",
+             f"| {name} − system | folds | mean diff (points) | 95 % CI (points) | t | p two-sided "
+             f"| p ({name} > system) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r is ref:
+            continue
+        try:
+            test = compare_runs(_runs_of(ref), _runs_of(r), "uar")["test"]
+        except Exception as err:  # too few common folds
+            lines.append(f"| {r['system']} | – | {err} | | | | |")
+            continue
+        p_greater = 1 - test["p_less"]
+        low, high = test["ci95"]
+        lines.append(f"| {r['system']} | {test['n']} | {100 * test['mean_diff']:+.2f} | "
+                     f"{100 * low:+.1f} to {100 * high:+.1f} | {test['t']:.3f} | "
+                     f"{test['p_two_sided']:.4f} | {p_greater:.4f} |")
+    return lines
+
+
 def render(rows: list[dict]) -> str:
     lines = ["# RESULTS", "",
              "The paper's table (Xie et al., TASLP 2019) as this recipe measures it: every system on "
@@ -227,10 +328,13 @@ def render(rows: list[dict]) -> str:
              "Normalisation: `train` statistics come from each fold's training part only; `utt` "
              "normalises each utterance by itself; neither sees a test speaker's other utterances. "
              "Train min is the summed training time of all runs (CPU unless the device column says cuda). "
+             "Each setup opens with its environment: the devices, the commits its runs were trained "
+             "at and their dates, from the rows' records. "
              "Systems named `<system>_sp<factors>` were trained with speed-perturbed copies at those "
-             "factors of each fold's training part: 0.9 and 1.1, run.sh's default for recurrent models "
-             f"at first, then {' '.join(split_factors('auto'))} (`{row_name(REFERENCE, 'auto')}`); "
-             "the same system without the suffix was trained without them (the earlier default). Rows "
+             "factors of each fold's training part; run.sh's default for recurrent models is "
+             f"{' '.join(split_factors('auto'))} (`{row_name(REFERENCE, 'auto')}`). Rows of the same "
+             "systems trained at earlier defaults (without copies, or at 0.9 and 1.1) are listed apart, "
+             "under each setup's \"earlier defaults\". Rows "
              "`<system>_sp<factors>_tta` are the same runs as `<system>_sp<factors>` scored with "
              "test-time copies: each test utterance's posteriors averaged with those of its own copies "
              "at the same factors (stage 6's scoring since test-time copies were added); the row without `_tta` scores "
@@ -241,7 +345,7 @@ def render(rows: list[dict]) -> str:
              "changes to the code. Records made before commit 8b92311 also carry `-dirty` for uncommitted "
              "edits of RESULTS.md, local/results/ or the documentation alone, which do not change a run. "
              "Rows named after other features (`whisper_svm`, `whisper_lstm_tf_at`) are systems on a frozen "
-             "pretrained encoder's frames at its defaults (README, Pretrained encoders; "
+             "pretrained encoder's frames at its defaults (docs/training.md, Pretrained encoders; "
              "`conf/feat_defaults/`): the svm pools each utterance's frames into their mean and std.",
              ""]
     setups = []
@@ -250,43 +354,29 @@ def render(rows: list[dict]) -> str:
             setups.append((row["corpus"], row["folds"]))
     for corpus, folds in setups:
         group = [r for r in rows if (r["corpus"], r["folds"]) == (corpus, folds)]
-        lines += [f"## {corpus}, {folds}", "",
-                  "| system | features | norm. | folds × seeds | UAR % | WA % | macro-F1 % | train min | device | commit |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in group:
-            seeds_note = f"{r['num_folds']} × {len(r['seeds'])}"
-            if len(r["seeds"]) < 3:
-                seeds_note += " (**fewer than 3 seeds**)"
-            lines.append(f"| {r['system']} | {r['feat']} | {r['cmvn']} | {seeds_note} | {_pct(r['uar'])} | "
-                         f"{_pct(r['wa'])} | {_pct(r['macro_f1'])} | {r['train_seconds'] / 60:.1f} | "
-                         f"{', '.join(r['devices'])} | {', '.join(r['commits'])} |")
+        current = [r for r in group if not is_earlier_default(r)]
+        earlier = [r for r in group if is_earlier_default(r)]
+        lines += [f"## {corpus}, {folds}", ""]
+        lines += environment(group)
+        lines += row_table(current)
         refs = [r for r in group if base_system(r["system"]) == REFERENCE]
         preferred = [row_name(REFERENCE, "auto") + "_tta", row_name(REFERENCE, "auto")]
         ref = next((r for name in preferred for r in refs if r["system"] == name),
                    next((r for r in refs if r["system"] != REFERENCE), next(iter(refs), None)))
-        if ref is not None and len(group) > 1:
-            name = ref["system"]
-            lines += ["", f"Paired tests of {name} against each system, over folds (UAR, seeds "
-                      "averaged within each fold first; t-test on the per-fold differences):", "",
-                      f"| {name} − system | folds | mean diff (points) | 95 % CI (points) | t | p two-sided "
-                      f"| p ({name} > system) |",
-                      "|---|---|---|---|---|---|---|"]
-            for r in group:
-                if r is ref:
-                    continue
-                try:
-                    test = compare_runs(_runs_of(ref), _runs_of(r), "uar")["test"]
-                except Exception as err:  # too few common folds
-                    lines.append(f"| {r['system']} | – | {err} | | | | |")
-                    continue
-                p_greater = 1 - test["p_less"]
-                low, high = test["ci95"]
-                lines.append(f"| {r['system']} | {test['n']} | {100 * test['mean_diff']:+.2f} | "
-                             f"{100 * low:+.1f} to {100 * high:+.1f} | {test['t']:.3f} | "
-                             f"{test['p_two_sided']:.4f} | {p_greater:.4f} |")
+        if ref is not None and any(r is not ref for r in current):
+            lines += reference_pairs(ref, current)
         lines += encoder_pairs(group, ref)
         lines += ["", "Commands:", ""]
-        lines += [f"- {r['system']}: `{r['command']}`" for r in group]
+        lines += [f"- {r['system']}: `{r['command']}`" for r in current]
+        if earlier:
+            lines += ["", f"### {corpus}, {folds}: earlier defaults", "",
+                      "The same systems trained at speed copies that were run.sh's default once: "
+                      f"{SPEED_DEFAULT_HISTORY}.", ""]
+            lines += row_table(earlier)
+            if ref is not None:
+                lines += reference_pairs(ref, earlier)
+            lines += ["", "Commands:", ""]
+            lines += [f"- {r['system']}: `{r['command']}`" for r in earlier]
         lines.append("")
     return "\n".join(lines)
 

@@ -62,25 +62,24 @@ def test_encoder_systems_are_rows_of_their_own_paired_with_both_svms(tmp_path):
     exp = tmp_path / "exp"
     folds = ["fold1", "fold2", "fold3"]
     fake_system(exp, "compare_functionals_svm", {(f, s): 0.40 for f in folds for s in (1, 2, 3)})
-    fake_system(exp, "lld93_lstm_tf_at", {(f, s): 0.38 for f in folds for s in (1, 2, 3)})
+    fake_system(exp, "lld93_lstm_tf_at_sp0.8_0.9_1.1_1.2", {(f, s): 0.38 for f in folds for s in (1, 2, 3)})
     fake_system(exp, "whisper_svm", {(f, s): m for f, m in zip(folds, (0.44, 0.46, 0.45)) for s in (1, 2, 3)},
                 feat="whisper")
     fake_system(exp, "whisper_lstm_tf_at", {(f, s): m for f, m in zip(folds, (0.47, 0.48, 0.49)) for s in (1, 2, 3)},
                 feat="whisper")
-    out = make_results(exp, tmp_path, "--speed-perturb", "none", "--systems",
-                       "svm lstm_tf_at whisper:svm whisper:lstm_tf_at")
+    out = make_results(exp, tmp_path, "--systems", "svm lstm_tf_at whisper:svm whisper:lstm_tf_at")
     assert out.returncode == 0, out.stderr
     rows = sorted(p.name for p in (tmp_path / "rows").iterdir())
-    assert rows == ["casia_loso_lstm_tf_at.json", "casia_loso_svm.json", "casia_loso_whisper_lstm_tf_at.json",
+    assert rows == ["casia_loso_lstm_tf_at_sp0.8_0.9_1.1_1.2.json", "casia_loso_svm.json", "casia_loso_whisper_lstm_tf_at.json",
                     "casia_loso_whisper_svm.json"]  # the ComParE svm's row is not overwritten
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| whisper_svm | whisper | train | 3 × 3 | 45.00 ± 0.87 |" in text
     # The paper's systems, then the encoder's in the same order.
     assert [line.split(" | ")[0][2:] for line in text.splitlines() if line.startswith("| ") and " | train | " in line] \
-        == ["svm", "lstm_tf_at", "whisper_svm", "whisper_lstm_tf_at"]
+        == ["svm", "lstm_tf_at_sp0.8_0.9_1.1_1.2", "whisper_svm", "whisper_lstm_tf_at"]
     assert "--feat whisper --model lstm_tf_at" in text
     assert "| whisper_lstm_tf_at − svm | 3 | +8.00 |" in text
-    assert "| whisper_lstm_tf_at − lstm_tf_at | 3 | +10.00 |" in text
+    assert "| whisper_lstm_tf_at − lstm_tf_at_sp0.8_0.9_1.1_1.2 | 3 | +10.00 |" in text
     assert "| whisper_lstm_tf_at − whisper_svm | 3 | +3.00 |" in text
     assert "| whisper_svm − svm | 3 | +5.00 |" in text
     assert "| whisper_svm − whisper_svm |" not in text
@@ -112,6 +111,42 @@ def test_speed_perturbed_runs_are_rows_of_their_own_and_the_reference(tmp_path):
     assert "--model lstm_tf_at --seeds \"1 2 3\" --speed-perturb \"\"`" in text  # the run without copies
     assert "--model lstm_tf_at --seeds \"1 2 3\"`" in text  # the default run needs no option
     assert "Not measured yet" not in text
+
+
+def test_rows_of_earlier_defaults_are_listed_apart_after_the_environment(tmp_path):
+    """Rows trained without copies or at 0.9 1.1 (run.sh's defaults once) leave the setup's main
+    table for its "earlier defaults" section; the setup opens with the records' environment."""
+    head = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%H %cs"], capture_output=True, text=True)
+    commit, date = head.stdout.split() if head.returncode == 0 else ("unknown", "")
+    exp = tmp_path / "exp"
+    folds = ["fold1", "fold2", "fold3"]
+    fake_system(exp, "compare_functionals_svm", {(f, s): 0.40 for f in folds for s in (1, 2, 3)}, commit="abc")
+    fake_system(exp, "lld93_lstm_tf_at_sp0.8_0.9_1.1_1.2", {(f, s): 0.45 for f in folds for s in (1, 2, 3)},
+                commit=f"{commit[:10]}-dirty")
+    fake_system(exp, "lld93_lstm_tf_at", {(f, s): 0.30 for f in folds for s in (1, 2, 3)}, commit="abc")
+    fake_system(exp, "lld93_lstm_tf_at_sp0.9_1.1", {(f, s): 0.42 for f in folds for s in (1, 2, 3)}, commit="abc")
+    for speed_perturb in ("none", "0.9 1.1", "auto"):
+        out = make_results(exp, tmp_path, "--speed-perturb", speed_perturb)
+        assert out.returncode == 0, out.stderr
+    text = (tmp_path / "RESULTS.md").read_text()
+    main, earlier = text.split("\n## casia, loso\n")[1].split("\n### casia, loso: earlier defaults\n")
+    assert "| svm | x | train | 3 × 3 | 40.00 ± 0.00 |" in main
+    assert "| lstm_tf_at_sp0.8_0.9_1.1_1.2 | x | train | 3 × 3 | 45.00 ± 0.00 |" in main
+    assert "| lstm_tf_at | x |" not in main and "| lstm_tf_at_sp0.9_1.1 | x |" not in main
+    assert "| lstm_tf_at | x | train | 3 × 3 | 30.00 ± 0.00 |" in earlier
+    assert "| lstm_tf_at_sp0.9_1.1 | x | train | 3 × 3 | 42.00 ± 0.00 |" in earlier
+    assert "no copies until a396ad8 (2026-11-26), copies at 0.9 and 1.1 until e2e61de (2026-11-27)" in earlier
+    # Paired with the reference (the current default) in the section of the other row.
+    assert "| svm | 3 | +5.00 |" in main and "| lstm_tf_at | 3 | +15.00 |" in earlier
+    assert "| lstm_tf_at_sp0.9_1.1 | 3 | +3.00 |" in earlier
+    assert "--speed-perturb \"\"`" in earlier and "--speed-perturb \"\"`" not in main
+    # The environment, before the table: devices, commits with their dates, rows written.
+    environment = main.split("| system |")[0]
+    assert "- device: CPU for every run" in environment
+    if date:  # a checkout with its git history: the known commit is dated, the other counted
+        assert f"- trained at 2 commits, `{commit[:7]}` ({date}); each row's are in its commit column; " \
+               "1 not in this repository's history" in environment
+    assert re.search(r"- rows written \d{4}-\d\d-\d\d\n", environment)
 
 
 def test_runs_scored_with_test_copies_give_a_tta_row_and_an_originals_row(tmp_path):
@@ -311,7 +346,7 @@ def test_rows_keep_one_order_whatever_systems_a_call_measures(tmp_path):
     fake_system(exp, "lld93_lstm_tf_at", {("fold1", 1): 0.45})
 
     def row_order() -> list[str]:
-        table = (tmp_path / "RESULTS.md").read_text().split("## casia, loso")[1]
+        table = (tmp_path / "RESULTS.md").read_text().split("\n## casia, loso\n")[1]  # earlier defaults too
         return [m.group(1) for m in re.finditer(r"^\| (svm|lstm|lstm_tf_at) \| x \|", table, re.M)]
 
     for systems in ("lstm_tf_at lstm svm", "lstm_tf_at", "svm lstm"):
