@@ -26,8 +26,8 @@ train_corpora=""      # training corpora, e.g. "casia emodb" (multi-corpus) [def
 test_corpus=""        # cross-corpus: test on this corpus, train on the training corpora
 emotion_variants=""   # variants of conf/emotions.yaml, "<corpus>:<variant> ...", e.g. "ravdess:calm_as_neutral"
 synth_dir=data/synth/corpus  # where the synth corpus is made
-synth_speakers=4      # synth: number of speakers (at most 6)
-synth_sentences=20    # synth: sentences per speaker and emotion (at most 24)
+synth_speakers=""    # synth: number of speakers (at most 6) [default: conf/corpus/synth.conf]
+synth_sentences=""   # synth: sentences per speaker and emotion (at most 24) [default: conf/corpus/synth.conf]
 casia_dir=""          # CASIA root: <speaker>/<emotion>/<id>.wav
 enterface_dir=""      # eNTERFACE'05 root: subject N/<emotion>/sentence N/*.avi
 gemep_dir=""          # GEMEP audio root
@@ -43,7 +43,7 @@ feat_opts=""          # overrides of conf/feats/<feat>.yaml, "key=value ...", e.
 feats_scp=""          # --feat external: Kaldi feats.scp file(s), T x D or 1 x D per utterance
 feats_frame_shift=""  # --feat external: frame shift, seconds [default: estimated from the durations]
 nj=2                  # parallel feature jobs
-max_fail_share=""     # stage 3 fails when more than this share of files cannot be read [ser/bin/merge_feats.py: 0.05]
+max_fail_share=""     # stage 3 fails when more than this share of files cannot be read [default: ser/external_feats.py's DEFAULT_MAX_FAIL_SHARE]
 speed_perturb=auto    # speed factors of extra training copies, e.g. "0.9 1.1" ("" = none); auto: for a recurrent model on one corpus's audio, the corpus conf's auto_speed_factors or else ser/bin/perturb_wav_scp.py's AUTO_FACTORS (0.8 0.9 1.1 1.2); none for the svm, external features or several corpora
 prepare_opts=""       # options of ser.bin.prepare_data, e.g. "--exclude-low-rate"
 cmvn=utt              # utt (each utterance by itself), train (fold's training part), speaker (uses test speakers), corpus (each corpus's own: the test corpus's from its unlabelled features), none
@@ -100,7 +100,8 @@ fi
 # One Python process checks the settings (a misspelt one stops here, before any stage has
 # run) and names every dir from them (ser/recipe.py, which local/make_results.py asks too):
 #   train_list, test_corpus, combined (several corpora, joined into one data dir),
-#   corpus_data[<corpus>] (each corpus's own data dir), data, data_name, protocol, fold_name, folds,
+#   corpus_data[<corpus>] (each corpus's own data dir), synth_speakers and synth_sentences (the
+#   synth corpus's size, where not given), data, data_name, protocol, fold_name, folds,
 #   systems: main, then the baseline if there is one, each an associative array <role>_system of
 #   its feat, feat_opts, feats_scp, feat_name, feat_dir, speed_perturb, aug_feat_dir, cmvn,
 #   model, model_opts, train_opts (the feature type's, the corpus's, then --train-opts), system, exp.

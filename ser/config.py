@@ -2,6 +2,8 @@
 the command line."""
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -21,6 +23,24 @@ def load_yaml(path: Path | str) -> dict:
         raise SerError(f"{path}: config file not found")
     with open(path) as f:
         return yaml.safe_load(f) or {}
+
+
+def shell_assignments(path: Path, stop_at: str = "") -> dict[str, str]:
+    """The ``name=value`` lines of a shell file (up to the first line containing ``stop_at``),
+    the lines utils/parse_options.sh lists as options: a lower-case name, a plain or quoted
+    value, an optional comment."""
+    values = {}
+    for line in Path(path).read_text().splitlines():
+        if stop_at and stop_at in line:
+            break
+        if not re.match(r"\s*[a-z][a-z0-9_]*=", line):
+            continue
+        words = shlex.split(line, comments=True)
+        if len(words) != 1 or any(c in words[0] for c in "$`"):
+            raise SerError(f"{path}: {line.strip()!r} is not a plain name=value line")
+        name, value = words[0].split("=", 1)
+        values[name] = value
+    return values
 
 
 def parse_key_values(text: str) -> dict:

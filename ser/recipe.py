@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from ser.bin.perturb_wav_scp import factors_tag, split_factors
-from ser.config import CONF_ROOT, MODEL_CONF_DIR, list_models
+from ser.config import CONF_ROOT, MODEL_CONF_DIR, list_models, shell_assignments
 from ser.errors import SerError
 from ser.provenance import options_tag
 
@@ -35,24 +34,6 @@ RUN_SH = RECIPE_ROOT / "run.sh"
 # The paper's baseline on the main system's folds: its own features, none of the main
 # system's feature, model or training options.
 BASELINE_FEAT = "compare_functionals"
-
-
-def shell_assignments(path: Path, stop_at: str = "") -> dict[str, str]:
-    """The ``name=value`` lines of a shell file (up to the first line containing ``stop_at``),
-    the lines utils/parse_options.sh lists as options: a lower-case name, a plain or quoted
-    value, an optional comment."""
-    values = {}
-    for line in Path(path).read_text().splitlines():
-        if stop_at and stop_at in line:
-            break
-        if not re.match(r"\s*[a-z][a-z0-9_]*=", line):
-            continue
-        words = shlex.split(line, comments=True)
-        if len(words) != 1 or any(c in words[0] for c in "$`"):
-            raise SerError(f"{path}: {line.strip()!r} is not a plain name=value line")
-        name, value = words[0].split("=", 1)
-        values[name] = value
-    return values
 
 
 def _command_line(args: Sequence[str]) -> list[tuple[str, str]]:
@@ -103,6 +84,10 @@ def recipe_settings(args: Sequence[str]) -> dict[str, str]:
         if name not in settings or name == "cmvn_default":
             raise SerError(f"run.sh: unknown option --{name.replace('_', '-')}")
         settings[name] = value
+    # The synth corpus's size is its conf's also where synth is not --corpus (that conf unread).
+    synth_conf = shell_assignments(CONF_ROOT / "corpus" / "synth.conf")
+    for name in ("synth_speakers", "synth_sentences"):
+        settings[name] = settings[name] or synth_conf[name]
     return settings
 
 
@@ -156,6 +141,8 @@ class RecipeDirs:
     test_corpus: str
     combined: bool                # several corpora, joined into one data dir
     corpus_data: dict[str, str]   # each corpus's own data dir
+    synth_speakers: str           # the synth corpus's size, which its data dir's record names
+    synth_sentences: str
     data: str
     data_name: str
     protocol: str
@@ -262,7 +249,8 @@ def dir_names(args: Sequence[str]) -> RecipeDirs:
     if s["baseline"] and s["model"] != s["baseline"]:
         systems.append(recipe_settings([*args, *baseline_args(s["baseline"])]))
     return RecipeDirs(train_corpora=train_corpora, test_corpus=test_corpus, combined=combined,
-                      corpus_data=corpus_data, data=data, data_name=data_name, protocol=protocol,
+                      corpus_data=corpus_data, synth_speakers=s["synth_speakers"],
+                      synth_sentences=s["synth_sentences"], data=data, data_name=data_name, protocol=protocol,
                       fold_name=fold_name, folds=f"{data}/folds/{fold_name}",
                       systems=tuple(_system_dirs(x, combined, data, data_name, fold_name) for x in systems))
 
@@ -274,7 +262,8 @@ def shell_assignments_of(dirs: RecipeDirs) -> str:
     lines = [f"train_list=({' '.join(map(q, dirs.train_corpora))})", f"test_corpus={q(dirs.test_corpus)}",
              f"combined={'true' if dirs.combined else 'false'}",
              "declare -A corpus_data=(" + " ".join(f"[{q(c)}]={q(d)}" for c, d in dirs.corpus_data.items()) + ")"]
-    lines += [f"{name}={q(getattr(dirs, name))}" for name in ("data", "data_name", "protocol", "fold_name", "folds")]
+    lines += [f"{name}={q(getattr(dirs, name))}" for name in ("synth_speakers", "synth_sentences", "data", "data_name",
+                                                              "protocol", "fold_name", "folds")]
     roles = ("main", "baseline")[:len(dirs.systems)]
     lines.append(f"systems=({' '.join(roles)})")
     for role, system in zip(roles, dirs.systems):

@@ -12,7 +12,8 @@ import pytest
 
 from conftest import ROOT
 from ser.errors import SerError
-from ser.recipe import dir_names, recipe_settings, shell_assignments
+from ser.config import shell_assignments
+from ser.recipe import dir_names, recipe_settings
 
 GOLDEN = json.loads((ROOT / "tests/golden/dir_names.json").read_text())
 # The external features' scp files of the recorded option sets: their paths name the features.
@@ -100,3 +101,13 @@ def test_a_conf_line_that_is_not_a_plain_assignment_is_refused(tmp_path):
     conf.write_text("cmvn=$other\n")
     with pytest.raises(SerError, match="is not a plain name=value line"):
         shell_assignments(conf)
+
+
+def test_the_synth_size_is_its_confs_wherever_synth_is_used():
+    from ser.corpora.synth import default_size
+    conf = shell_assignments(ROOT / "conf/corpus/synth.conf")
+    assert default_size() == (int(conf["synth_speakers"]), int(conf["synth_sentences"]))
+    cross = dir_names(["--corpus", "casia", "--test-corpus", "synth"])  # synth's conf is not --corpus's here
+    assert (cross.synth_speakers, cross.synth_sentences) == (conf["synth_speakers"], conf["synth_sentences"])
+    given = dir_names(["--synth-speakers", "3", "--synth-sentences", "4"])
+    assert (given.synth_speakers, given.synth_sentences) == ("3", "4")
