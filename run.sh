@@ -26,8 +26,8 @@ train_corpora=""      # training corpora, e.g. "casia emodb" (multi-corpus) [def
 test_corpus=""        # cross-corpus: test on this corpus, train on the training corpora
 emotion_variants=""   # variants of conf/emotions.yaml, "<corpus>:<variant> ...", e.g. "ravdess:calm_as_neutral"
 synth_dir=data/synth/corpus  # where the synth corpus is made
-synth_speakers=4      # synth: number of speakers (at most 6)
-synth_sentences=20    # synth: sentences per speaker and emotion (at most 24)
+synth_speakers=""     # synth: number of speakers (at most 6) [default: conf/corpus/synth.conf]
+synth_sentences=""    # synth: sentences per speaker and emotion (at most 24) [default: conf/corpus/synth.conf]
 casia_dir=""          # CASIA root: <speaker>/<emotion>/<id>.wav
 enterface_dir=""      # eNTERFACE'05 root: subject N/<emotion>/sentence N/*.avi
 gemep_dir=""          # GEMEP audio root
@@ -43,7 +43,7 @@ feat_opts=""          # overrides of conf/feats/<feat>.yaml, "key=value ...", e.
 feats_scp=""          # --feat external: Kaldi feats.scp file(s), T x D or 1 x D per utterance
 feats_frame_shift=""  # --feat external: frame shift, seconds [default: estimated from the durations]
 nj=2                  # parallel feature jobs
-max_fail_share=""     # stage 3 fails when more than this share of files cannot be read [ser/bin/merge_feats.py: 0.05]
+max_fail_share=""     # stage 3 fails when more than this share of files cannot be read [default: ser/external_feats.py's DEFAULT_MAX_FAIL_SHARE]
 speed_perturb=auto    # speed factors of extra training copies, e.g. "0.9 1.1" ("" = none); auto: for a recurrent model on one corpus's audio, the corpus conf's auto_speed_factors or else ser/bin/perturb_wav_scp.py's AUTO_FACTORS (0.8 0.9 1.1 1.2); none for the svm, external features or several corpora
 prepare_opts=""       # options of ser.bin.prepare_data, e.g. "--exclude-low-rate"
 cmvn=utt              # utt (each utterance by itself), train (fold's training part), speaker (uses test speakers), corpus (each corpus's own: the test corpus's from its unlabelled features), none
@@ -60,7 +60,8 @@ _all_args=("$@")  # leading _: internal, neither an option nor in --help
 . ./utils/lib.sh
 become_driver  # every process of this run ends with it, kill -9 included (utils/lib.sh)
 # Defaults of systems on a feature type (conf/feat_defaults/<feat>.conf) and of a corpus
-# (conf/corpus/<corpus>.conf) come before the command line, so find --feat and --corpus first.
+# (conf/corpus/<corpus>.conf) come before the command line, so find --feat and --corpus first
+# (here for --help; ser/recipe.py reads them the same way for the stages).
 for ((i = 1; i <= $#; i++)); do
   case ${!i} in
     --corpus=*) corpus=${!i#--corpus=} ;;
@@ -73,7 +74,6 @@ for ((i = 1; i <= $#; i++)); do
 done
 feat_train_opts=""     # the feature type's overrides of conf/train.yaml, before the corpus's (conf/feat_defaults/<feat>.conf)
 [ -f "conf/feat_defaults/$feat.conf" ] && . "conf/feat_defaults/$feat.conf"
-_cmvn_default=$cmvn   # leading _: internal; a system is named after a --cmvn other than this
 corpus_train_opts=""   # the corpus's overrides of conf/train.yaml, before --train-opts (conf/corpus/<corpus>.conf)
 auto_speed_factors=""  # the factors of --speed-perturb auto where a corpus conf sets them [default: ser/bin/perturb_wav_scp.py's AUTO_FACTORS]
 [ -f "conf/corpus/$corpus.conf" ] && . "conf/corpus/$corpus.conf"
@@ -97,89 +97,29 @@ fi
 . ./path.sh
 . ./cmd.sh
 
-[ -n "$train_corpora" ] || train_corpora=$corpus
-read -ra train_list <<< "$train_corpora"
-corpus=${train_list[0]}
-corpus_dir_var=${corpus}_dir
-corpus_dir=${!corpus_dir_var-}
-# Several corpora (cross-corpus or multi-corpus): each is prepared (and its features
-# made) in its own data/<corpus>, then joined into data/<train>[_to_<test>]
-# (steps/combine_data.sh), and everything after works on that one.
-combined=false
-{ [ -n "$test_corpus" ] || [ ${#train_list[@]} -gt 1 ]; } && combined=true
-corpus_data() {  # the data dir of one corpus, named after its emotion variants
-  local name=data/$1 v
-  for v in $emotion_variants; do [ "${v%%:*}" = "$1" ] && name+=_${v#*:}; done
-  echo "$name"
+# One Python process checks the settings (a misspelt one stops here, before any stage has
+# run) and names every dir from them (ser/recipe.py, which local/make_results.py asks too):
+#   train_list, test_corpus, combined (several corpora, joined into one data dir),
+#   corpus_data[<corpus>] (each corpus's own data dir), synth_speakers and synth_sentences (the
+#   synth corpus's size, where not given), data, data_name, protocol, fold_name, folds,
+#   systems: main, then the baseline if there is one, each an associative array <role>_system of
+#   its feat, feat_opts, feats_scp, feat_name, feat_dir, speed_perturb, aug_feat_dir, cmvn,
+#   model, model_opts, train_opts (the feature type's, the corpus's, then --train-opts), system, exp.
+names=$(python -m ser.bin.recipe_info names "${_all_args[@]}")
+eval "$names"
+use_system() {  # sets feat, model, exp, ... to those of system $1 (main or baseline)
+  local -n chosen=$1_system
+  local key
+  for key in "${!chosen[@]}"; do printf -v "$key" '%s' "${chosen[$key]}"; done
 }
-if [ -n "$test_corpus" ]; then
-  [ -n "$protocol" ] || protocol=cross_corpus
-  if [ "$protocol" != cross_corpus ]; then
-    echo "$0: --test-corpus takes --protocol cross_corpus (got $protocol)" >&2; exit 1
-  fi
-fi
-[ -n "$protocol" ] || protocol=$(python -m ser.bin.recipe_info default-protocol "$corpus")
-# A misspelt setting stops here, before any stage has run or computed features.
-python -m ser.bin.recipe_info check --feat "$feat" --model "$model" --baseline "$baseline" --cmvn "$cmvn" \
-  --protocol "$protocol" --seeds "$seeds"
-if [ "$feat" = external ] && [ -z "$feats_scp" ]; then
-  echo "$0: --feat external needs --feats-scp PATH (a Kaldi feats.scp)" >&2; exit 1
-fi
-for f in $feats_scp; do
-  [ -f "$f" ] || { echo "$0: --feats-scp $f: no such file" >&2; exit 1; }
-done
-# The svm's features are one vector per utterance, which per-utterance normalisation would
-# zero: it uses the training part's statistics (then its own StandardScaler, fitted there too).
-if [ "$model" = svm ] && [ "$cmvn" = utt ]; then cmvn=train; fi
-
-# Output dirs are named from the settings that make them (the ESPnet way), so that
-# output made with other settings never lands in an old dir; each dir's .done
-# record (utils/lib.sh) then catches what a name does not show.
-if $combined; then
-  data_name=$(for c in "${train_list[@]}"; do basename "$(corpus_data "$c")"; done | paste -sd+)
-  [ -n "$test_corpus" ] && data_name+=_to_$(basename "$(corpus_data "$test_corpus")")
-  data=data/$data_name
-else
-  data=$(corpus_data "$corpus")
-  data_name=$(basename "$data")
-fi
-fold_name=$protocol
-[ -n "$num_folds" ] && fold_name+=_k$num_folds
-[ "$fold_seed" != 0 ] && fold_name+=_seed$fold_seed
-[ -n "$test_share" ] && fold_name+=_test$test_share
-folds=$data/folds/$fold_name
-feat_name=$feat
-feat_tag=$(python -m ser.bin.recipe_info tag "$feat_opts")
-[ -n "$feat_tag" ] && feat_name+=_$feat_tag
-# External features are named after the scp file(s) they come from.
-[ "$feat" = external ] && feat_name+=_$(for f in $feats_scp; do realpath "$f"; done | sha1sum | cut -c1-8)
-feat_dir=$data/feats/$feat_name
-# Speed perturbation lifted validation UAR on both corpora (local/tune/LOG.md, sessions
-# 5-7); it needs audio and one corpus, and the svm is the paper's baseline without it.
-if [ "$speed_perturb" = auto ]; then
-  speed_perturb=${auto_speed_factors:-auto}
-  if $combined || [ "$feat" = external ] || [ "$model" = svm ]; then speed_perturb=""; fi
-fi
-speed_perturb=$(python -m ser.bin.recipe_info speed-factors "$speed_perturb")
-# The factors name both the copies' features and the system trained on them.
-speed_tag=$(python -m ser.bin.recipe_info speed-tag "$speed_perturb")
-aug_feat_dir=""
-[ -n "$speed_tag" ] && aug_feat_dir=${feat_dir}_$speed_tag
-system=${feat_name}_${model}
-[ "$cmvn" != "$_cmvn_default" ] && [ "$model" != svm ] && system+=_cmvn-$cmvn
-[ -n "$speed_tag" ] && system+=_$speed_tag
-model_tag=$(python -m ser.bin.recipe_info tag "$model_opts")
-train_tag=$(python -m ser.bin.recipe_info tag "$train_opts")
-[ -n "$model_tag" ] && system+=_$model_tag
-[ -n "$train_tag" ] && system+=_$train_tag
-[ -n "$exp_tag" ] && system+=_$exp_tag
-exp=exp/$data_name/$system/$fold_name
-# Scripts that tabulate systems (local/make_results.py) ask here, so that dirs are named in one place.
+use_system main
+# Scripts that tabulate systems ask ser/recipe.py; users ask here.
 case $show_exp_dir in
   true) echo "$exp"; exit 0 ;;
   false) ;;
   *) echo "$0: --show-exp-dir $show_exp_dir: expected true or false" >&2; exit 1 ;;
 esac
+corpus=${train_list[0]}
 all_corpora=("${train_list[@]}")
 [ -n "$test_corpus" ] && all_corpora+=("$test_corpus")
 
@@ -195,13 +135,13 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     steps/prepare_data.sh --corpus-opts "$c_opts" --prepare-opts "$prepare_opts" \
       --emotion-variants "$emotion_variants" \
       --synth-speakers "$synth_speakers" --synth-sentences "$synth_sentences" \
-      "$c" "${!c_dir_var}" "$(corpus_data "$c")"
+      "$c" "${!c_dir_var}" "${corpus_data[$c]}"
   done
   if $combined; then
     log "Stage 1: join ${train_list[*]}${test_corpus:+ (test: $test_corpus)} into $data"
     members=()
-    for c in "${train_list[@]}"; do members+=("$c=$(corpus_data "$c")"); done
-    steps/combine_data.sh --test-corpus "${test_corpus:+$test_corpus=$(corpus_data "$test_corpus")}" \
+    for c in "${train_list[@]}"; do members+=("$c=${corpus_data[$c]}"); done
+    steps/combine_data.sh --test-corpus "${test_corpus:+$test_corpus=${corpus_data[$test_corpus]:-}}" \
       "$data" "${members[@]}"
   fi
 fi
@@ -212,63 +152,70 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     --test-share "$test_share" "$data" "$folds"
 fi
 
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  log "Stage 3: $feat features"
-  if $combined && [ "$feat" != external ]; then
-    # Each corpus's own features (shared with its other runs), then joined.
-    member_feats=()
-    for c in "${all_corpora[@]}"; do
-      member_feats+=("$(corpus_data "$c")/feats/$feat_name")
+# Stages 3-6 for each system: the main one, then the paper's baseline (svm: ComParE
+# functionals, LinearSVC) on the same folds, with its own features and none of the main
+# system's feature, model or training options.
+for role in "${systems[@]}"; do
+  use_system "$role"
+  if [ "$role" = baseline ]; then
+    [ "$stage" -le 6 ] && [ "$stop_stage" -ge 3 ] || break
+    log "Baseline $model (stages $((stage > 3 ? stage : 3))-$((stop_stage < 6 ? stop_stage : 6)))"
+    exec {run_stdout}>&1 >/dev/null  # its table is printed with the main system's, below
+  fi
+
+  if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+    log "Stage 3: $feat features"
+    if $combined && [ "$feat" != external ]; then
+      # Each corpus's own features (shared with its other runs), then joined.
+      member_feats=()
+      for c in "${all_corpora[@]}"; do
+        member_feats+=("${corpus_data[$c]}/feats/$feat_name")
+        steps/make_feats.sh --nj "$nj" --cmd "$feat_cmd" --gpu "$gpu" --feat "$feat" --feat-opts "$feat_opts" \
+          --max-fail-share "$max_fail_share" "${corpus_data[$c]}" "${member_feats[-1]}"
+      done
+      steps/combine_feats.sh --max-fail-share "$max_fail_share" "$data" "$feat_dir" "${member_feats[@]}"
+    else
       steps/make_feats.sh --nj "$nj" --cmd "$feat_cmd" --gpu "$gpu" --feat "$feat" --feat-opts "$feat_opts" \
-        --max-fail-share "$max_fail_share" "$(corpus_data "$c")" "${member_feats[-1]}"
-    done
-    steps/combine_feats.sh --max-fail-share "$max_fail_share" "$data" "$feat_dir" "${member_feats[@]}"
-  else
-    steps/make_feats.sh --nj "$nj" --cmd "$feat_cmd" --gpu "$gpu" --feat "$feat" --feat-opts "$feat_opts" \
-      --feats-scp "$feats_scp" --frame-shift "$feats_frame_shift" \
-      --max-fail-share "$max_fail_share" "$data" "$feat_dir"
+        --feats-scp "$feats_scp" --frame-shift "$feats_frame_shift" \
+        --max-fail-share "$max_fail_share" "$data" "$feat_dir"
+    fi
+    if [ -n "$speed_perturb" ]; then
+      $combined && { echo "$0: --speed-perturb is for single-corpus runs" >&2; exit 1; }
+      log "Stage 3: $feat features of speed-perturbed copies ($speed_perturb)"
+      steps/make_feats.sh --nj "$nj" --cmd "$feat_cmd" --gpu "$gpu" --feat "$feat" --feat-opts "$feat_opts" \
+        --max-fail-share "$max_fail_share" --speed-perturb "$speed_perturb" "$data" "$aug_feat_dir"
+    fi
   fi
-  if [ -n "$speed_perturb" ]; then
-    $combined && { echo "$0: --speed-perturb is for single-corpus runs" >&2; exit 1; }
-    log "Stage 3: $feat features of speed-perturbed copies ($speed_perturb)"
-    steps/make_feats.sh --nj "$nj" --cmd "$feat_cmd" --gpu "$gpu" --feat "$feat" --feat-opts "$feat_opts" \
-      --max-fail-share "$max_fail_share" --speed-perturb "$speed_perturb" "$data" "$aug_feat_dir"
+
+  if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+    log "Stage 4: normalisation statistics ($cmvn)"
+    steps/compute_cmvn.sh --cmvn "$cmvn" "$data" "$feat_dir" "$folds"
   fi
-fi
 
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log "Stage 4: normalisation statistics ($cmvn)"
-  steps/compute_cmvn.sh --cmvn "$cmvn" "$data" "$feat_dir" "$folds"
-fi
-
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  log "Stage 5: train $model ($protocol, seeds: $seeds)"
-  steps/train.sh --cmd "$train_cmd" --cmvn "$cmvn" --model "$model" --model-opts "$model_opts" \
-    --train-opts "$feat_train_opts $corpus_train_opts $train_opts" --aug-feat-dir "$aug_feat_dir" --seeds "$seeds" \
-    --gpu "$gpu" "$data" "$feat_dir" "$folds" "$exp"
-fi
-
-if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-  log "Stage 6: score and summarise"
-  # Only models trained with exactly these settings and inputs are scored.
-  steps/train.sh --verify-only true --cmvn "$cmvn" --model "$model" --model-opts "$model_opts" \
-    --train-opts "$feat_train_opts $corpus_train_opts $train_opts" --aug-feat-dir "$aug_feat_dir" --seeds "$seeds" \
-    "$data" "$feat_dir" "$folds" "$exp"
-  steps/score.sh --seeds "$seeds" "$folds" "$exp"
-  log "Results: $(dirname "$exp")/RESULTS.md and exp/$data_name/RESULTS.md"
-fi
-
-# The paper's baseline on the same folds, with its own features and no option of the model's.
-if [ -n "$baseline" ] && [ "$model" != "$baseline" ] && [ "$stage" -le 6 ] && [ "$stop_stage" -ge 3 ]; then
-  log "Baseline $baseline (stages $((stage > 3 ? stage : 3))-$((stop_stage < 6 ? stop_stage : 6)))"
-  ./run.sh "${_all_args[@]}" --stage $((stage > 3 ? stage : 3)) --stop-stage $((stop_stage < 6 ? stop_stage : 6)) \
-    --feat compare_functionals --feat-opts "" --model "$baseline" --model-opts "" --train-opts "" \
-    --speed-perturb "" --exp-tag "" --baseline "" --feats-scp "" > /dev/null
-  if [ "$stop_stage" -ge 6 ]; then
-    log "Both systems, on the same folds: exp/$data_name/RESULTS.md"
-    cat "exp/$data_name/RESULTS.md"
+  if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+    log "Stage 5: train $model ($protocol, seeds: $seeds)"
+    steps/train.sh --cmd "$train_cmd" --cmvn "$cmvn" --model "$model" --model-opts "$model_opts" \
+      --train-opts "$train_opts" --aug-feat-dir "$aug_feat_dir" --seeds "$seeds" \
+      --gpu "$gpu" "$data" "$feat_dir" "$folds" "$exp"
   fi
+
+  if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+    log "Stage 6: score and summarise"
+    # Only models trained with exactly these settings and inputs are scored.
+    steps/train.sh --verify-only true --cmvn "$cmvn" --model "$model" --model-opts "$model_opts" \
+      --train-opts "$train_opts" --aug-feat-dir "$aug_feat_dir" --seeds "$seeds" \
+      "$data" "$feat_dir" "$folds" "$exp"
+    steps/score.sh --seeds "$seeds" "$folds" "$exp"
+    log "Results: $(dirname "$exp")/RESULTS.md and exp/$data_name/RESULTS.md"
+  fi
+
+  if [ "$role" = baseline ]; then exec >&"$run_stdout" {run_stdout}>&-; fi
+done
+if [ "${#systems[@]}" -gt 1 ] && [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  log "Both systems, on the same folds: exp/$data_name/RESULTS.md"
+  cat "exp/$data_name/RESULTS.md"
 fi
+use_system main
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [ -n "$test_corpus" ]; then
   log "Stage 7: skipped: a cross-corpus run's model is the one of stage 5 (trained on ${train_list[*]});" \
@@ -283,7 +230,7 @@ elif [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
   steps/make_folds.sh --protocol all --fold-seed "$fold_seed" "$data" "$final_folds"
   steps/compute_cmvn.sh --cmvn "$cmvn" "$data" "$feat_dir" "$final_folds"
   steps/train.sh --cmd "$train_cmd" --cmvn "$cmvn" --model "$model" --model-opts "$model_opts" \
-    --train-opts "$feat_train_opts $corpus_train_opts $train_opts" --aug-feat-dir "$aug_feat_dir" \
+    --train-opts "$train_opts" --aug-feat-dir "$aug_feat_dir" \
     --seeds "$final_seed" --gpu "$gpu" "$data" "$feat_dir" "$final_folds" "$final_exp"
   steps/export_model.sh --results-dir "$(dirname "$exp")" "$final_exp/seed$final_seed/fold1" \
     "$(dirname "$exp")/final"

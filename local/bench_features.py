@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from ser.audio import is_pipe  # noqa: E402
 from ser.bin import HelpFormatter, run_tool  # noqa: E402
-from ser.bin.recipe_info import check_settings  # noqa: E402
+from ser.recipe import check_settings  # noqa: E402
 from ser.datadir import read_data_dir, read_table, validate_data_dir, write_table  # noqa: E402
 from ser.errors import SerError  # noqa: E402
 

@@ -15,7 +15,7 @@ row, <system>_tta. Paired tests compare lstm_tf_at (with run.sh's default copies
 test-time copies where a setup has that row, else the nearest one) with every other
 system of a setup over folds, the seeds averaged within each fold first.
 
-Each system's exp dir is the one run.sh names for its settings (run.sh --show-exp-dir), so
+Each system's exp dir is the one run.sh names for its settings (ser/recipe.py's dir_names), so
 options that name systems (--extra-opts "--train-opts lr=1e-3") name their rows too, and a row
 is never read from a dir made with other settings.
 
@@ -33,10 +33,8 @@ import json
 import logging
 import re
 import shlex
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +46,7 @@ from ser.bin import HelpFormatter, run_tool  # noqa: E402
 from ser.errors import SerError  # noqa: E402
 from ser.bin.perturb_wav_scp import factors_tag, split_factors  # noqa: E402
 from ser.metrics import mean_std  # noqa: E402
+from ser.recipe import dir_names  # noqa: E402
 from ser.report import METRICS, collect_runs, summarize_protocol  # noqa: E402
 
 RESULTS_DIR = ROOT / "local" / "results"
@@ -420,13 +419,13 @@ def run_opts(args: argparse.Namespace, model: str) -> str:
 
 
 def system_exp_dir(corpus: str, protocol: str, num_folds: str, feat: str, system: str, opts: str) -> Path:
-    """run.sh's exp dir of a system (exp/<data>/<system>/<folds>): run.sh alone names it."""
-    cmd = ["./run.sh", "--stage", "1", "--corpus", corpus, "--protocol", protocol, *num_folds.split(),
-           "--feat", feat, "--model", system, "--baseline", "", *shlex.split(opts), "--show-exp-dir", "true"]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if out.returncode != 0 or not out.stdout.strip():
-        raise SerError(f"{shlex.join(cmd)}: could not name the system's exp dir: {out.stderr.strip()}")
-    return Path(out.stdout.strip().splitlines()[-1])
+    """run.sh's exp dir of a system (exp/<data>/<system>/<folds>), named as run.sh names it."""
+    args = ["--corpus", corpus, "--protocol", protocol, *num_folds.split(), "--feat", feat, "--model", system,
+            "--baseline", "", *shlex.split(opts)]
+    try:
+        return Path(dir_names(args).systems[0].exp)
+    except SerError as err:
+        raise SerError(f"./run.sh {shlex.join(args)}: could not name the system's exp dir: {err}") from None
 
 
 def main(argv=None) -> None:
@@ -439,8 +438,7 @@ def main(argv=None) -> None:
         for system in args.systems.split():
             feat, model = feat_and_model(system, args.lld_feat)
             asked.append((corpus, setup, protocol, num_folds, feat, model, run_opts(args, model), system))
-    with ThreadPoolExecutor(max_workers=4) as pool:  # each call starts run.sh and a few Pythons
-        exp_dirs = list(pool.map(lambda a: system_exp_dir(a[0], a[2], a[3], a[4], a[5], a[6]), asked))
+    exp_dirs = [system_exp_dir(a[0], a[2], a[3], a[4], a[5], a[6]) for a in asked]
     collected: list[tuple[Path, dict]] = []
     names = []  # (corpus, folds, row, setup) of every row asked for
     for (corpus, setup, protocol, num_folds, feat, model, opts, system), exp_dir in zip(asked, exp_dirs):

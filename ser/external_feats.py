@@ -33,6 +33,8 @@ import yaml
 from ser.datadir import read_data_dir, read_table, write_table
 from ser.errors import SerError
 
+# Beyond this share of utterances without features a feature dir is refused, whether its
+# features were imported (here) or extracted (ser/bin/merge_feats.py).
 DEFAULT_MAX_FAIL_SHARE = 0.05
 
 

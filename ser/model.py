@@ -25,24 +25,21 @@ between the recurrent layers, and ``frame_stack`` k: k consecutive frames are
 concatenated into one (D -> kD, T -> ceil(T / k)), so the recurrence runs k times
 fewer steps; with a 16 ms frame shift, k = 2 still gives a 32 ms step.
 
-Every option's default lives in conf/model/<variant>.yaml; :func:`build_model`
-fills the options it is not given from there.
+Every option's default lives in conf/model/<variant>.yaml and its base (conf/model/base/);
+:func:`build_model` fills the options it is not given from there.
 
 Training runs the LSTM-AT through its fast autograd Function; torch.jit.script
 (or torch.jit.trace) of a model runs it through a plain step loop instead, with
 the same logits, for a TorchScript export.
 """
 
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-import yaml
 from torch import Tensor, nn
 
 from ser.attention_lstm import AttentionGateLSTM
-from ser.config import MODEL_CONF_DIR
-from ser.errors import SerError
+from ser.config import MODEL_CONF_DIR, load_model_config  # noqa: F401 (also imported from here)
 
 MODEL_VARIANTS = ("lstm", "lstm_t", "lstm_f", "lstm_at", "lstm_tf", "lstm_tf_at", "gru")
 ATTENTION_VARIANTS = ("lstm_t", "lstm_f", "lstm_tf", "lstm_tf_at")  # time and/or feature attention
@@ -236,7 +233,7 @@ def build_model(input_dim: int, num_classes: int, variant: str, **options: Any) 
         input_dim: D, features per frame.
         num_classes: number of emotions (logits; the softmax is in the loss).
         variant: one of MODEL_VARIANTS.
-        options: override conf/model/<variant>.yaml, which holds every default:
+        options: override conf/model/<variant>.yaml (with its base), which holds every default:
             hidden_size, num_layers: H and depth of the recurrent encoder.
             fc_dim: hidden width of the MLP head.
             dropout: before each FC layer of the head.
@@ -286,15 +283,3 @@ def build_model(input_dim: int, num_classes: int, variant: str, **options: Any) 
     if cell == "attention_gate":
         config.update(forget_bias=float(config["forget_bias"]), peephole=bool(config["peephole"]))
     return SERModel(config)
-
-
-def load_model_config(name: str) -> Dict[str, Any]:
-    """Reads conf/model/<name>.yaml (or the YAML file ``name``) into a plain dict."""
-    path = Path(name) if name.endswith((".yaml", ".yml")) else CONF_DIR / f"{name}.yaml"
-    if not path.is_file():
-        raise SerError(f"no model config {path}; variants: {', '.join(MODEL_VARIANTS)}")
-    with open(path, encoding="utf-8") as stream:
-        config = yaml.safe_load(stream)
-    if not isinstance(config, dict) or "variant" not in config:
-        raise SerError(f"{path}: expected a mapping with a 'variant' key")
-    return config

@@ -5,7 +5,7 @@
 # failure-share rule applies to the union (ser/external_feats.py).
 set -euo pipefail
 
-max_fail_share=""     # fail when more than this share of the utterances have no features [default: 0.05]
+max_fail_share=""     # fail when more than this share of the utterances have no features [default: ser/external_feats.py]
 
 help_message="Usage: $0 [options] <data-dir> <feat-dir> <member-feat-dir>...
 e.g.: $0 data/casia_to_emodb data/casia_to_emodb/feats/lld93 data/casia/feats/lld93 data/emodb/feats/lld93"

@@ -12,7 +12,7 @@ nj=2                  # parallel jobs
 cmd=run.pl            # job runner: run.pl, slurm.pl or queue.pl with its options
 feat=""               # required: feature type, see ser/features.py
 feat_opts=""          # overrides of conf/feats/<feat>.yaml, e.g. "frame_shift=0.01"
-max_fail_share=""     # fail when more than this share of files fail [default: ser/bin/merge_feats.py]
+max_fail_share=""     # fail when more than this share of files fail [default: ser/external_feats.py]
 compress=false        # store kaldi compressed matrices
 speed_perturb=""      # speed factors of perturbed copies, e.g. "0.9 1.1" (sox speed)
 feats_scp=""          # --feat external: Kaldi feats.scp file(s), frame-level (T x D) or 1 x D per utterance

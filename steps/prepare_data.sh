@@ -6,8 +6,8 @@
 set -euo pipefail
 
 corpus_opts=""        # options of the corpus's prepare function, "key=value ..."
-synth_speakers=""     # synth only: number of speakers [default: ser/bin/prepare_data.py]
-synth_sentences=""    # synth only: number of sentences [default: ser/bin/prepare_data.py]
+synth_speakers=""     # synth only: number of speakers [default: conf/corpus/synth.conf]
+synth_sentences=""    # synth only: number of sentences [default: conf/corpus/synth.conf]
 emotion_variants=""   # variants of conf/emotions.yaml, "<corpus>:<variant> ...", e.g. "ravdess:calm_as_neutral"
 prepare_opts=""       # more options of ser.bin.prepare_data, e.g. "--exclude-low-rate"
 

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-import yaml
 
 from conftest import ROOT, copy_recipe
+from ser.config import load_model_config
 
 pytestmark = pytest.mark.bench
 
@@ -145,8 +145,8 @@ def test_bench_features_on_casia(casia_dir):
 def test_bench_lstm_builds_the_models_from_their_configs():
     out = run(sys.executable, "local/bench_lstm.py", "--quick")
     closing_line(out, "bench_lstm.py")
-    frame_stack = yaml.safe_load((ROOT / "conf/model/lstm_at.yaml").read_text())["frame_stack"]
-    # --quick's hidden_size=8 over conf/model/lstm_at.yaml; its frame stacking from there:
+    frame_stack = load_model_config("lstm_at")["frame_stack"]
+    # --quick's hidden_size=8 over conf/model/lstm_at.yaml; its frame stacking from there (or its base):
     # 12 frames of 93 features are ceil(12 / k) steps of 93k.
     assert f"frame_stack={frame_stack} steps={-(-12 // frame_stack)} step_dim={93 * frame_stack} hidden=8" \
         in out.stdout

@@ -77,3 +77,23 @@ def test_usage_names_the_tool(argv0, prog, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         run_tool(main)
     assert capsys.readouterr().out.startswith(f"usage: {prog} ")
+
+
+@pytest.mark.parametrize("args, confs", [([], ("corpus/synth.conf",)),
+                                         (["--feat", "whisper", "--corpus", "casia"],
+                                          ("feat_defaults/whisper.conf", "corpus/casia.conf"))])
+def test_run_sh_help_lists_every_option_with_its_default(args, confs):
+    """Every option of run.sh's option block, with the value the feature type's and the
+    corpus's confs (then the command line) give it; run.sh's bookkeeping (leading _) is not
+    an option."""
+    from ser.config import CONF_ROOT, shell_assignments
+
+    defaults = shell_assignments(ROOT / "run.sh", stop_at="parse_options.sh")
+    for conf in confs:
+        defaults.update(shell_assignments(CONF_ROOT / conf))
+    defaults.update({args[i][2:]: args[i + 1] for i in range(0, len(args), 2)})
+    out = subprocess.run([str(ROOT / "run.sh"), *args, "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    listed = dict(re.findall(r"^  --(\S+) +\[(.*?)\] ", out.stdout, re.M))
+    assert listed == {name.replace("_", "-"): value for name, value in defaults.items()}
+    assert "--all-args" not in out.stdout and "--cmvn-default" not in out.stdout

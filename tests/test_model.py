@@ -174,7 +174,7 @@ def test_defaults_come_from_the_variant_yaml(tmp_path, monkeypatch):
     assert model.config["gate_size"] == model.config["attention_size"] == model.config["hidden_size"]
     assert build_model(93, 6, "lstm_tf_at", hidden_size=16).config["gate_size"] == 16  # null: H
     (tmp_path / "lstm.yaml").write_text("variant: lstm\nhidden_size: 8\n")
-    monkeypatch.setattr("ser.model.CONF_DIR", tmp_path)
+    monkeypatch.setattr("ser.config.MODEL_CONF_DIR", tmp_path)  # where load_model_config reads
     with pytest.raises(ValueError, match="must set exactly"):
         build_model(93, 6, "lstm")
 

@@ -17,6 +17,7 @@ import yaml
 from ser.bin import HelpFormatter, run_tool
 from ser.datadir import read_table, write_table
 from ser.errors import SerError
+from ser.external_feats import DEFAULT_MAX_FAIL_SHARE
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -24,7 +25,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--wav-scp", required=True, type=Path, help="the data dir's wav.scp")
     p.add_argument("--feat-dir", required=True, type=Path, help="holds split/raw.<n>.{ark,scp}; gets feats.scp")
     p.add_argument("--nj", required=True, type=int, help="the number of JOB splits")
-    p.add_argument("--max-fail-share", type=float, default=0.05,
+    p.add_argument("--max-fail-share", type=float, default=DEFAULT_MAX_FAIL_SHARE,
                    help="fail when more than this share of the files have no features")
     return p
 

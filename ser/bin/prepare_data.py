@@ -32,9 +32,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", required=True, type=Path, help="output, e.g. data/casia")
     p.add_argument("--corpus-opts", default="",
                    help="options of the corpus's prepare function, 'key=value ...'")
-    p.add_argument("--synth-speakers", type=int, default=4, help="synth: the number of speakers (at most 6)")
-    p.add_argument("--synth-sentences", type=int, default=20,
-                   help="synth: sentences per speaker and emotion (at most 24)")
+    p.add_argument("--synth-speakers", type=int,
+                   help="synth: the number of speakers (at most 6) [default: conf/corpus/synth.conf]")
+    p.add_argument("--synth-sentences", type=int,
+                   help="synth: sentences per speaker and emotion (at most 24) [default: conf/corpus/synth.conf]")
     p.add_argument("--synth-seed", type=int, default=0, help="synth: the seed of the generator")
     p.add_argument("--min-sample-rate", type=int, default=MIN_SAMPLE_RATE,
                    help="audio of a lower sample rate gets a warning (it is upsampled)")

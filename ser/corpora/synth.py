@@ -22,6 +22,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import lfilter
 
+from ser.config import CONF_ROOT, shell_assignments
 from ser.corpora.casia import LAYOUT, scan_speaker_emotion_tree
 from ser.corpora.common import BASIC_EMOTIONS, build_manifests, check_corpus_dir
 from ser.errors import CorpusError
@@ -136,12 +137,22 @@ def _render(voice: str, text: str, prosody: Prosody, noise_seed: int, snr_db: fl
     sf.write(out_path, mixed, SAMPLE_RATE, subtype="PCM_16")
 
 
-def generate_synth_corpus(out_dir: Path | str, num_speakers: int = 4, num_sentences: int = 20,
+def default_size() -> tuple[int, int]:
+    """The corpus's (speakers, sentences per speaker and emotion) where none are given: those
+    of conf/corpus/synth.conf, the recipe's, the one place they are set."""
+    conf = shell_assignments(CONF_ROOT / "corpus" / "synth.conf")
+    return int(conf["synth_speakers"]), int(conf["synth_sentences"])
+
+
+def generate_synth_corpus(out_dir: Path | str, num_speakers: int | None = None, num_sentences: int | None = None,
                           seed: int = 0, num_workers: int | None = None) -> Path:
-    """Writes ``out_dir/<speaker>/<emotion>/<sentence>.wav``; returns ``out_dir``.
+    """Writes ``out_dir/<speaker>/<emotion>/<sentence>.wav``; returns ``out_dir``. The size
+    not given is :func:`default_size`'s.
 
     Written into a temporary sibling and renamed at the end, so an interrupted
     run never leaves a corpus that looks complete."""
+    num_speakers = default_size()[0] if num_speakers is None else num_speakers
+    num_sentences = default_size()[1] if num_sentences is None else num_sentences
     if not 1 <= num_speakers <= len(SPEAKERS):
         raise CorpusError(f"synth: num_speakers must be 1..{len(SPEAKERS)}, got {num_speakers}")
     if not 1 <= num_sentences <= len(SENTENCES):
