@@ -33,6 +33,7 @@ import json
 import logging
 import re
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path

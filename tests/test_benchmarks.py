@@ -108,6 +108,7 @@ def test_every_script_answers_help_with_its_defaults(script):
         assert not takes_value or re.search(r"\[.*\]|default|\(required\)", option), f"{script}: {option}"
 
 
+@pytest.mark.slow
 def test_bench_features_times_the_feature_stage_and_the_extractor(tones):
     out = run("local/bench_features.sh", "--corpus-dir", tones, "--quick")
     fig = figures(closing_line(out, "bench_features.sh"))
@@ -119,6 +120,7 @@ def test_bench_features_times_the_feature_stage_and_the_extractor(tones):
     assert 70 < float(fig["mb_per_hour"]) < 90, fig
 
 
+@pytest.mark.slow
 def test_bench_features_takes_any_feature_type_and_its_options(tones):
     out = run("local/bench_features.sh", "--corpus-dir", tones, "--quick", "--feat", "fbank",
               "--feat-opts", "num_filters=40")
@@ -135,6 +137,7 @@ def test_bench_features_stops_on_a_feature_type_it_does_not_know(tones):
     assert "rtf_nj1=" not in out.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_bench_features_on_casia(casia_dir):
     out = run("local/bench_features.sh", "--corpus-dir", casia_dir, "--quick")
@@ -167,6 +170,7 @@ def test_bench_devices_ratio_line_on_cuda():
     assert re.fullmatch(r"ratio_cpu_over_cuda lstm_tf_at=\d+\.\d\d", out.stdout.rstrip("\n").rsplit("\n", 1)[-1])
 
 
+@pytest.mark.slow
 def test_bench_infer_runs_both_backends(attention_bundle, tones):
     out = run(sys.executable, "local/bench_infer.py", "--quick", "--model", attention_bundle, tones)
     fig = figures(closing_line(out, "bench_infer.py"))
@@ -174,6 +178,7 @@ def test_bench_infer_runs_both_backends(attention_bundle, tones):
     assert float(fig["max_diff"]) < 1e-3  # the two backends' posteriors agree
 
 
+@pytest.mark.slow
 def test_bench_train_times_stage_5_of_both_systems(tones, tmp_path):
     recipe = copy_recipe(tmp_path / "recipe")
     out = run("local/bench_train.sh", "--casia-dir", tones, "--quick", "true", cwd=recipe)

@@ -157,6 +157,7 @@ def test_slurm_kill_9_cancels_the_array(slurm, tmp_path, victim):
         run(["scancel", "-n", name], None, slurm.env)
 
 
+@pytest.mark.slow
 def test_slurm_cancelled_job_fails(slurm, tmp_path):
     """Tasks that leave the queue without an exit status (here: scancel from
     outside) are failures, found within about 10 s."""
@@ -195,6 +196,7 @@ def slurm_recipe(slurm_session, tiny_recipe, tmp_path_factory):
     return recipe
 
 
+@pytest.mark.slow
 def test_slurm_recipe_equals_local(slurm, slurm_recipe, tiny_recipe):
     for log in (slurm_recipe / "data/synth/feats/fbank/log/make_feats.1.log",
                 slurm_recipe / TINY_SYSTEM / "loso/log/train.1.log"):
@@ -203,6 +205,7 @@ def test_slurm_recipe_equals_local(slurm, slurm_recipe, tiny_recipe):
     assert results(slurm_recipe) == results(tiny_recipe)
 
 
+@pytest.mark.slow
 def test_slurm_failed_training_reruns_only_that_fold(slurm, slurm_recipe, tiny_recipe):
     """A training task that fails fails the stage, naming its log; the rerun
     trains only that fold. The rerun asks for a GPU (--gpu 1), which without
@@ -231,6 +234,7 @@ def test_slurm_failed_training_reruns_only_that_fold(slurm, slurm_recipe, tiny_r
     assert results(slurm_recipe) == results(tiny_recipe)
 
 
+@pytest.mark.slow
 def test_slurm_kill_9_of_run_sh_cancels_the_training_array(slurm, slurm_recipe, tmp_path):
     """kill -9 of run.sh itself during stage 5: within 10 s no job of the run is in squeue."""
     recipe = copy_recipe(tmp_path / "recipe")

@@ -28,6 +28,7 @@ def recipe(tmp_path_factory) -> tuple[Path, Path]:
     return copy_recipe(root / "recipe"), make_casia(root / "corpora")
 
 
+@pytest.mark.slow
 def test_synth_to_casia_trains_on_shared_classes_and_reports_the_rest(recipe):
     recipe, casia = recipe
     run_recipe(recipe, "--test-corpus", "casia", "--casia-dir", str(casia), "--stage", "1", "--cmvn", "train",
@@ -85,6 +86,7 @@ def test_casia_to_synth_uses_test_corpus_statistics_only_when_asked(recipe):
     assert refused.returncode != 0 and "--test-corpus takes --protocol cross_corpus" in refused.stderr
 
 
+@pytest.mark.slow
 def test_external_features_through_every_stage_and_infer(recipe, tmp_path):
     recipe, _ = recipe
     data = recipe / "data" / "synth"

@@ -154,6 +154,7 @@ def whisper_recipe(tiny_recipe, tmp_path_factory):
     return recipe
 
 
+@pytest.mark.slow
 def test_recipe_trains_and_bundles_on_whisper_features(whisper_recipe):
     feat_dir = whisper_recipe / "data/synth/feats/whisper"
     assert (feat_dir / "feat_dim").read_text().strip() == "384"
@@ -179,6 +180,7 @@ def test_recipe_trains_and_bundles_on_whisper_features(whisper_recipe):
     assert svm.pipeline.named_steps["scaler"].mean_.shape == (768,)
 
 
+@pytest.mark.slow
 def test_whisper_features_are_recomputed_when_their_config_changes(whisper_recipe):
     out = run_recipe(whisper_recipe, "--stage", "3", "--stop-stage", "3", *WHISPER)
     assert "data/synth/feats/whisper is complete; skipping" in out.stderr
@@ -187,6 +189,7 @@ def test_whisper_features_are_recomputed_when_their_config_changes(whisper_recip
     assert (whisper_recipe / "data/synth/feats/whisper_chunk_seconds1.5/feats.scp").is_file()
 
 
+@pytest.mark.slow
 def test_encoder_systems_take_their_defaults_from_conf_feat_defaults():
     """--feat whisper: the fold's training statistics and no speed copies, unless the command
     line says otherwise (and then the system is named after it)."""

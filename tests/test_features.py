@@ -133,6 +133,7 @@ def test_too_many_failures_fail_the_stage_without_a_product(tmp_path):
     assert not (feat_dir / "feats.scp").exists() and not (feat_dir / ".done").exists()
 
 
+@pytest.mark.slow
 def test_changed_settings_rebuild_never_mix(tmp_path):
     data = make_data_dir(tmp_path, num_good=2, num_bad=0)
     feat_dir = tmp_path / "feats"

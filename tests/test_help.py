@@ -56,6 +56,7 @@ def test_every_option_is_explained_with_its_default():
         assert "%(default)" not in text
 
 
+@pytest.mark.slow
 def test_infer_help_shows_the_batch_and_chunk_defaults_and_its_name():
     # local/infer.sh runs python -m ser.bin.infer: the usage line names ser infer, not infer.py.
     out = subprocess.run([str(ROOT / "local/infer.sh"), "--help"], capture_output=True, text=True, timeout=120)

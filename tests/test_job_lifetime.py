@@ -477,6 +477,7 @@ def started_since(log: Path, since: float, text: str = "") -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_killing_run_sh_ends_its_stage_at_once_and_the_rerun_matches(tiny_recipe, tmp_path):
     """run.sh itself is killed (not its process group), with kill -9 and with a plain
     kill, while stage 3 computes features and while stage 5 trains, and then the

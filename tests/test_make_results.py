@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,6 +39,7 @@ def make_results(exp: Path, tmp_path: Path, *extra: str) -> subprocess.Completed
                           capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_rows_pairing_and_persistence(tmp_path):
     exp = tmp_path / "exp"
     folds = ["fold1", "fold2", "fold3"]
@@ -58,6 +61,7 @@ def test_rows_pairing_and_persistence(tmp_path):
     assert "| svm | 3 | +10.00 |" in (tmp_path / "RESULTS.md").read_text()
 
 
+@pytest.mark.slow
 def test_encoder_systems_are_rows_of_their_own_paired_with_both_svms(tmp_path):
     exp = tmp_path / "exp"
     folds = ["fold1", "fold2", "fold3"]
@@ -85,6 +89,7 @@ def test_encoder_systems_are_rows_of_their_own_paired_with_both_svms(tmp_path):
     assert "| whisper_svm − whisper_svm |" not in text
 
 
+@pytest.mark.slow
 def test_speed_perturbed_runs_are_rows_of_their_own_and_the_reference(tmp_path):
     exp = tmp_path / "exp"
     folds = ["fold1", "fold2", "fold3"]
@@ -176,6 +181,7 @@ def test_runs_scored_partly_with_test_copies_are_refused(tmp_path):
     assert out.returncode != 0 and "1 of 2 runs were scored with test-time copies" in out.stderr
 
 
+@pytest.mark.slow
 def test_a_row_collected_again_unchanged_keeps_its_file(tmp_path):
     exp = tmp_path / "exp"
     fake_system(exp, "compare_functionals_svm", {("fold1", 1): 0.40})
@@ -190,6 +196,7 @@ def test_a_row_collected_again_unchanged_keeps_its_file(tmp_path):
     assert json.loads(row.read_text())["num_runs"] == 2
 
 
+@pytest.mark.slow
 def test_seeds_added_in_a_fresh_checkout_join_the_saved_row(tmp_path):
     exp = tmp_path / "exp"
     folds = ["fold1", "fold2", "fold3"]
@@ -213,6 +220,7 @@ def test_seeds_added_in_a_fresh_checkout_join_the_saved_row(tmp_path):
     assert row["num_runs"] == 9 and row["per_fold_uar"]["fold1"] == {"1": 0.70, "2": 0.50, "3": 0.50}
 
 
+@pytest.mark.slow
 def test_a_row_saved_before_runs_carried_their_times_keeps_its_totals(tmp_path):
     """Rows saved before runs carried their own times (before 48c9ce5, 2026-11-28) keep only
     the sums of training time, commits and devices."""
@@ -237,6 +245,7 @@ def test_a_row_saved_before_runs_carried_their_times_keeps_its_totals(tmp_path):
     assert json.loads(path.read_text()) == legacy
 
 
+@pytest.mark.slow
 def test_a_row_made_with_other_settings_is_replaced_not_joined(tmp_path):
     exp = tmp_path / "exp"
     fake_system(exp, "compare_functionals_svm", {("fold1", 1): 0.40}, lr=1)
@@ -250,6 +259,7 @@ def test_a_row_made_with_other_settings_is_replaced_not_joined(tmp_path):
     assert row["seeds"] == [2] and row["train_config"] == {"lr": 2}
 
 
+@pytest.mark.slow
 def test_options_that_name_systems_name_their_rows(tmp_path):
     """run.sh names the dirs; a row is never read from the dir of other settings."""
     exp = tmp_path / "exp"
@@ -304,6 +314,7 @@ def test_run_ablation_checks_its_options_before_it_starts_anything(tmp_path):
     assert not (recipe / "exp" / "ablation" / "log" / "0.log").exists()  # no system was started
 
 
+@pytest.mark.slow
 def test_run_ablation_trains_scores_and_tabulates_every_system_and_resumes(tmp_path):
     """The table's driver end to end on a CASIA-layout tree of tones (3 speakers x 6 emotions
     x 3 sentences, the emotion in the pitch): the svm and one recurrent system with the
@@ -338,6 +349,7 @@ def test_run_ablation_trains_scores_and_tabulates_every_system_and_resumes(tmp_p
     assert (recipe / "RESULTS.md").read_text() == results
 
 
+@pytest.mark.slow
 def test_rows_keep_one_order_whatever_systems_a_call_measures(tmp_path):
     """A partial run (one system, or the systems in another order) must not reorder RESULTS.md."""
     exp = tmp_path / "exp"

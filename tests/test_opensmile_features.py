@@ -93,6 +93,7 @@ def test_lld93_frame_options(options):
         assert feats.shape == (num_frames(n, length, shift), 93) and np.all(np.isfinite(feats))
 
 
+@pytest.mark.slow
 def test_determinism_across_calls_and_processes(extractors, tmp_path):
     x = voiced(1.3, seed=3)
     np.save(tmp_path / "x.npy", x)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import kaldiio
 import numpy as np
+import pytest
 
 from conftest import TINY, TINY_SYSTEM, copy_recipe, run_recipe
 from fixtures_corpora import make_casia, make_iemocap
@@ -86,6 +87,7 @@ def test_options_tag_and_differences():
     assert differences({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}}) == ["b.c: 2 -> 3"]
 
 
+@pytest.mark.slow
 def test_new_train_or_model_options_never_reuse_old_models(tiny_recipe):
     assert (tiny_recipe / SYSTEM / "loso/seed1/fold1/.done").is_file()
     opts = list(TINY)
@@ -101,6 +103,7 @@ def test_new_train_or_model_options_never_reuse_old_models(tiny_recipe):
     assert len(json.loads((tiny_recipe / SYSTEM / "loso/seed1/fold1/history.json").read_text())["history"]) == 2
 
 
+@pytest.mark.slow
 def test_models_are_not_reused_or_scored_on_rebuilt_features(tiny_recipe, tmp_path):
     recipe = clone_trained(tiny_recipe, tmp_path / "recipe")
     conf = recipe / "conf/feats/fbank.yaml"
@@ -119,6 +122,7 @@ def test_models_are_not_reused_or_scored_on_rebuilt_features(tiny_recipe, tmp_pa
     assert out.returncode == 1 and "has been rebuilt since the model was trained" in out.stderr
 
 
+@pytest.mark.slow
 def test_scoring_checks_the_fold_lists(tiny_recipe, tmp_path):
     recipe = clone_trained(tiny_recipe, tmp_path / "recipe")
     fold = recipe / "data/synth/folds/loso/fold1"
@@ -132,6 +136,7 @@ def test_scoring_checks_the_fold_lists(tiny_recipe, tmp_path):
     assert not (run / "results.json").exists()
 
 
+@pytest.mark.slow
 def test_changed_corpus_is_prepared_again(tmp_path):
     recipe = copy_recipe(tmp_path / "recipe")
     corpus = make_casia(tmp_path / "corpora")
@@ -163,6 +168,7 @@ def test_changed_corpus_is_prepared_again(tmp_path):
     assert any(v.endswith("wangzhe/sad/203.wav") for v in wavs.values())
 
 
+@pytest.mark.slow
 def test_iemocap_defaults_to_leave_one_session_out(tmp_path):
     recipe = copy_recipe(tmp_path / "recipe")
     corpus = make_iemocap(tmp_path / "corpora")
@@ -199,6 +205,7 @@ def _read_feats(scp: Path) -> dict[str, np.ndarray]:
     return {k: np.array(v) for k, v in kaldiio.load_scp(str(scp)).items()}
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_driver_leaves_no_job_and_the_rerun_matches(tiny_recipe, tmp_path):
     recipe = copy_recipe(tmp_path / "recipe")
     args = ["./run.sh", "--stage", "1", "--stop-stage", "3", *TINY]
@@ -224,6 +231,7 @@ def test_kill_9_of_the_driver_leaves_no_job_and_the_rerun_matches(tiny_recipe, t
         np.testing.assert_array_equal(got[utt], want[utt])
 
 
+@pytest.mark.slow
 def test_two_runs_on_one_dir_wait_for_each_other(tmp_path):
     recipe = copy_recipe(tmp_path / "recipe")
     args = ["./run.sh", "--stage", "1", "--stop-stage", "3", *TINY]
@@ -237,6 +245,7 @@ def test_two_runs_on_one_dir_wait_for_each_other(tmp_path):
     assert len(feats) == 72 and len(_read_feats(recipe / "data/synth/feats/fbank/feats.scp")) == 72
 
 
+@pytest.mark.slow
 def test_corpus_under_a_path_with_spaces_runs_end_to_end(tiny_recipe, tmp_path):
     corpus = tmp_path / "corpora with spaces" / "synth ü"
     shutil.copytree(tiny_recipe / "data/synth/corpus", corpus)
@@ -263,6 +272,7 @@ def test_a_record_older_than_a_training_option_matches_only_its_neutral_value():
     assert not same_record(None, now)
 
 
+@pytest.mark.slow
 def test_runs_recorded_before_a_new_option_are_scored_not_retrained(tiny_recipe, tmp_path):
     recipe = clone_trained(tiny_recipe, tmp_path / "recipe")
     run = recipe / SYSTEM / "loso/seed1/fold1"
@@ -279,6 +289,7 @@ def test_runs_recorded_before_a_new_option_are_scored_not_retrained(tiny_recipe,
     assert out.returncode != 0  # another name, never trained: nothing is handed back
 
 
+@pytest.mark.slow
 def test_results_of_rebuilt_inputs_are_listed_apart_as_out_of_date(tiny_recipe, tmp_path):
     # exp/<corpus>/RESULTS.md is rewritten whenever any system is scored: rows of a
     # system trained on an earlier version of the data, features or folds must not
@@ -313,6 +324,7 @@ def test_results_of_rebuilt_inputs_are_listed_apart_as_out_of_date(tiny_recipe, 
     assert row not in current and "| no record of its inputs |" in stale
 
 
+@pytest.mark.slow
 def test_a_feature_rebuild_names_the_setting_that_changed(tiny_recipe, tmp_path):
     # The feature record holds a hash of conf/feats/<feat>.*; the message says which line changed.
     recipe = clone_trained(tiny_recipe, tmp_path / "recipe")

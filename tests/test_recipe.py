@@ -26,6 +26,7 @@ def _default_speed_perturbation(opts) -> list[str]:
     return opts
 
 
+@pytest.mark.slow
 def test_recurrent_models_get_speed_perturbed_copies_by_default_and_the_svm_none(tiny_recipe):
     out = run_recipe(tiny_recipe, "--stage", "3", "--stop-stage", "3", *_default_speed_perturbation(TINY))
     assert "speed-perturbed copies (0.9 1.1)" in out.stderr
@@ -76,6 +77,7 @@ def test_every_stage_produces_its_outputs(tiny_recipe):
     assert f"{SYSTEM_NAME} | loso" in (tiny_recipe / "exp" / "synth" / "RESULTS.md").read_text()
 
 
+@pytest.mark.slow
 def test_second_run_does_no_work(tiny_recipe):
     watched = [tiny_recipe / "data/synth/wav.scp", tiny_recipe / "data/synth/feats/fbank/feats.scp",
                tiny_recipe / "data/synth/folds/loso/fold1/test", tiny_recipe / EXP / "seed1/fold1/best.pt",
@@ -90,6 +92,7 @@ def test_second_run_does_no_work(tiny_recipe):
     assert not [d for d in (tiny_recipe / EXP / "log").iterdir() if d.is_dir() and d.name.startswith("train.")]
 
 
+@pytest.mark.slow
 def test_a_resumed_training_keeps_the_earlier_calls_job_logs(tiny_recipe, tmp_path):
     recipe = tmp_path / "recipe"
     shutil.copytree(tiny_recipe, recipe, symlinks=True)
@@ -110,6 +113,7 @@ def test_a_resumed_training_keeps_the_earlier_calls_job_logs(tiny_recipe, tmp_pa
     assert (exp / "seed1" / "fold2" / "best.pt").is_file()
 
 
+@pytest.mark.slow
 def test_bad_options_and_missing_corpus_are_clear(tmp_path):
     recipe = copy_recipe(tmp_path / "recipe")
     out = run_recipe(recipe, "--stage", "1", "--no-such-option", "1", check=False)
@@ -163,6 +167,7 @@ def test_bad_options_and_missing_corpus_are_clear(tmp_path):
     assert out.returncode == 1 and "--feat 'lld39' is not a feature type" in out.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_casia_preparation_and_features(casia_dir, tmp_path):
     recipe = copy_recipe(tmp_path / "recipe")
@@ -182,6 +187,7 @@ SMALL_SYSTEM = "exp/synth/fbank_lstm_cmvn-train_hidden_size16_num_layers1_batch_
     ("lstm_tf_at", "bogus_key=1", "unknown option 'bogus_key'; lstm_tf_at takes hidden_size"),
     ("svm", "c_grid=-1", "svm c_grid value -1 is not a positive number"),
 ])
+@pytest.mark.slow
 def test_bad_model_options_stop_the_training_stage_before_any_task(tiny_recipe, tmp_path, model, model_opts,
                                                                       message):
     recipe = copy_recipe(tmp_path / "recipe")  # stages 1-4 of the tiny run, not its exp/
@@ -193,6 +199,7 @@ def test_bad_model_options_stop_the_training_stage_before_any_task(tiny_recipe, 
     assert not list(recipe.glob("exp/synth/*/loso/log/train.*.log"))
 
 
+@pytest.mark.slow
 def test_compare_two_systems(tiny_recipe):
     opts = list(TINY)
     opts[opts.index("--model-opts") + 1] = "hidden_size=16 num_layers=1"
@@ -208,6 +215,7 @@ def test_compare_two_systems(tiny_recipe):
     assert out.returncode == 1 and "choose --protocol" in out.stderr
 
 
+@pytest.mark.slow
 def test_baseline_runs_on_the_same_folds_and_both_rows_are_printed(tiny_recipe):
     out = run_recipe(tiny_recipe, "--stage", "3", "--stop-stage", "6", *TINY, "--baseline", "svm")
     assert "Baseline svm (stages 3-6)" in out.stderr
