@@ -223,21 +223,21 @@ def encoder_pairs(group: list[dict], reference: dict | None) -> list[str]:
 # When run.sh's default speed copies for recurrent models changed: rows of the same system
 # trained without copies, or at other factors, are listed apart as earlier defaults.
 SPEED_DEFAULT_HISTORY = ("no copies until a396ad8 (2026-11-26), copies at 0.9 and 1.1 until e2e61de "
-                         "(2026-11-27)")
+                         "(2026-11-27); on pretrained-encoder features no copies until 2026-12-06")
 
 
 def is_earlier_default(row: dict) -> bool:
-    """A recurrent system on the paper's features trained at speed copies that are no longer
-    run.sh's default (none, or other factors); rows with other options stay in the main table."""
-    if is_encoder_row(row):
-        return False
+    """A recurrent system trained at speed copies that are no longer run.sh's default (none, or
+    other factors), on the paper's features or on an encoder's; rows with other options stay
+    in the main table."""
+    prefix = f"{row['feat']}_" if is_encoder_row(row) else ""
     for model in TABLE_ORDER:
         if model == "svm":
             continue
-        current = row_name(model, "auto")
+        current = prefix + row_name(model, "auto")
         if row["system"] in (current, f"{current}_tta"):
             return False
-        if re.fullmatch(rf"{model}(_sp[0-9._]+?)?(_tta)?", row["system"]):
+        if re.fullmatch(rf"{prefix}{model}(_sp[0-9._]+?)?(_tta)?", row["system"]):
             return True
     return False
 

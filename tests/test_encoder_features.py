@@ -189,20 +189,21 @@ def test_whisper_features_are_recomputed_when_their_config_changes(whisper_recip
     assert (whisper_recipe / "data/synth/feats/whisper_chunk_seconds1.5/feats.scp").is_file()
 
 
-@pytest.mark.slow
 def test_encoder_systems_take_their_defaults_from_conf_feat_defaults():
-    """--feat whisper: the fold's training statistics and no speed copies, unless the command
-    line says otherwise (and then the system is named after it)."""
+    """--feat whisper: the fold's training statistics, and speed copies as for lld93 (the corpus's
+    auto factors; synth's are 0.9 1.1), unless the command line says otherwise (and then the
+    system is named after it)."""
     def exp_dir(*args: str) -> str:
         out = subprocess.run(["./run.sh", "--stage", "1", *args, "--show-exp-dir", "true"], cwd=ROOT,
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         return out.stdout.strip().splitlines()[-1]
-    assert exp_dir("--feat", "whisper") == "exp/synth/whisper_lstm_tf_at/loso"
-    assert exp_dir("--feat=whisper", "--model", "lstm") == "exp/synth/whisper_lstm/loso"
-    assert exp_dir("--feat", "whisper", "--cmvn", "utt") == "exp/synth/whisper_lstm_tf_at_cmvn-utt/loso"
-    assert exp_dir("--feat", "whisper", "--speed-perturb", "0.9 1.1") == "exp/synth/whisper_lstm_tf_at_sp0.9_1.1/loso"
-    assert exp_dir("--feat", "ssl") == "exp/synth/ssl_lstm_tf_at/loso"
+    assert exp_dir("--feat", "whisper") == "exp/synth/whisper_lstm_tf_at_sp0.9_1.1/loso"
+    assert exp_dir("--feat=whisper", "--model", "lstm") == "exp/synth/whisper_lstm_sp0.9_1.1/loso"
+    assert exp_dir("--feat", "whisper", "--model", "svm") == "exp/synth/whisper_svm/loso"
+    assert exp_dir("--feat", "whisper", "--cmvn", "utt") == "exp/synth/whisper_lstm_tf_at_cmvn-utt_sp0.9_1.1/loso"
+    assert exp_dir("--feat", "whisper", "--speed-perturb", "") == "exp/synth/whisper_lstm_tf_at/loso"
+    assert exp_dir("--feat", "ssl") == "exp/synth/ssl_lstm_tf_at_sp0.9_1.1/loso"
     assert exp_dir("--feat", "lld93") == "exp/synth/lld93_lstm_tf_at_sp0.9_1.1/loso"  # the paper's: unchanged
     out = subprocess.run(["./run.sh", "--feat", "whisper", "--help"], cwd=ROOT, capture_output=True, text=True)
-    assert re.search(r"--cmvn\s+\[train\]", out.stdout) and re.search(r"--speed-perturb\s+\[\]", out.stdout)
+    assert re.search(r"--cmvn\s+\[train\]", out.stdout) and re.search(r"--speed-perturb\s+\[auto\]", out.stdout)

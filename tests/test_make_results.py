@@ -69,24 +69,31 @@ def test_encoder_systems_are_rows_of_their_own_paired_with_both_svms(tmp_path):
     fake_system(exp, "lld93_lstm_tf_at_sp0.8_0.9_1.1_1.2", {(f, s): 0.38 for f in folds for s in (1, 2, 3)})
     fake_system(exp, "whisper_svm", {(f, s): m for f, m in zip(folds, (0.44, 0.46, 0.45)) for s in (1, 2, 3)},
                 feat="whisper")
-    fake_system(exp, "whisper_lstm_tf_at", {(f, s): m for f, m in zip(folds, (0.47, 0.48, 0.49)) for s in (1, 2, 3)},
+    fake_system(exp, "whisper_lstm_tf_at_sp0.8_0.9_1.1_1.2", {(f, s): m for f, m in zip(folds, (0.47, 0.48, 0.49)) for s in (1, 2, 3)},
                 feat="whisper")
     out = make_results(exp, tmp_path, "--systems", "svm lstm_tf_at whisper:svm whisper:lstm_tf_at")
     assert out.returncode == 0, out.stderr
     rows = sorted(p.name for p in (tmp_path / "rows").iterdir())
-    assert rows == ["casia_loso_lstm_tf_at_sp0.8_0.9_1.1_1.2.json", "casia_loso_svm.json", "casia_loso_whisper_lstm_tf_at.json",
+    assert rows == ["casia_loso_lstm_tf_at_sp0.8_0.9_1.1_1.2.json", "casia_loso_svm.json", "casia_loso_whisper_lstm_tf_at_sp0.8_0.9_1.1_1.2.json",
                     "casia_loso_whisper_svm.json"]  # the ComParE svm's row is not overwritten
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| whisper_svm | whisper | train | 3 × 3 | 45.00 ± 0.87 |" in text
     # The paper's systems, then the encoder's in the same order.
     assert [line.split(" | ")[0][2:] for line in text.splitlines() if line.startswith("| ") and " | train | " in line] \
-        == ["svm", "lstm_tf_at_sp0.8_0.9_1.1_1.2", "whisper_svm", "whisper_lstm_tf_at"]
+        == ["svm", "lstm_tf_at_sp0.8_0.9_1.1_1.2", "whisper_svm", "whisper_lstm_tf_at_sp0.8_0.9_1.1_1.2"]
     assert "--feat whisper --model lstm_tf_at" in text
-    assert "| whisper_lstm_tf_at − svm | 3 | +8.00 |" in text
-    assert "| whisper_lstm_tf_at − lstm_tf_at_sp0.8_0.9_1.1_1.2 | 3 | +10.00 |" in text
-    assert "| whisper_lstm_tf_at − whisper_svm | 3 | +3.00 |" in text
+    assert "| whisper_lstm_tf_at_sp0.8_0.9_1.1_1.2 − svm | 3 | +8.00 |" in text
+    assert "| whisper_lstm_tf_at_sp0.8_0.9_1.1_1.2 − lstm_tf_at_sp0.8_0.9_1.1_1.2 | 3 | +10.00 |" in text
+    assert "| whisper_lstm_tf_at_sp0.8_0.9_1.1_1.2 − whisper_svm | 3 | +3.00 |" in text
     assert "| whisper_svm − svm | 3 | +5.00 |" in text
     assert "| whisper_svm − whisper_svm |" not in text
+    assert ": earlier defaults" not in text
+    # Encoder systems trained without copies (their default until 2026-12-06) are listed apart.
+    fake_system(exp, "whisper_lstm_tf_at", {(f, 1): 0.41 for f in folds}, feat="whisper")
+    out = make_results(exp, tmp_path, "--systems", "whisper:lstm_tf_at", "--speed-perturb", "none")
+    assert out.returncode == 0, out.stderr
+    earlier = (tmp_path / "RESULTS.md").read_text().split("### casia, loso: earlier defaults")[1]
+    assert "| whisper_lstm_tf_at | whisper |" in earlier
 
 
 @pytest.mark.slow
