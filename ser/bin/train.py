@@ -27,7 +27,7 @@ from ser.folds import list_folds, read_fold
 from ser.model import build_model, load_model_config
 from ser.provenance import (code_version, differences, dump_record, fold_lists_hash, read_record,
                             record_id)
-from ser.train import TrainConfig, load_fold_data, train_fold, with_neutral_options
+from ser.train import TrainConfig, load_fold_data, train_fold, without_retired_options
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -82,11 +82,12 @@ def run_record(args, fold: str, seed: int) -> dict:
 
 
 def same_record(then: dict | None, now: dict) -> bool:
-    """``then`` (a run's .done) records the settings of ``now``; a record made before a
-    training option existed matches where ``now`` has its neutral value (ser/train.py)."""
-    if then is None or not isinstance(then.get("train_config"), dict) or "train_config" not in now:
+    """``then`` (a run's .done) records the settings of ``now``; a record made before the
+    retired training options were removed matches where it holds them at their no-op
+    values (ser/train.py)."""
+    if then is None or not isinstance(then.get("train_config"), dict):
         return then == now
-    return {**then, "train_config": with_neutral_options(then["train_config"], now["train_config"])} == now
+    return {**then, "train_config": without_retired_options(then["train_config"])} == now
 
 
 def check_model_config(model_config: dict) -> None:
