@@ -66,7 +66,8 @@ from ser.config import load_yaml
 from ser.datadir import read_table
 from ser.errors import AudioError, SerError
 from ser.features import FEATURE_TYPES, build_extractor, extract_features, frame_length
-from ser.train import Utterances, bucketed_batches, collate, copy_factors
+from ser.batching import Utterances, bucketed_batches, collate
+from ser.train import copy_factors
 
 FORMAT = 1
 CHECKSUMS = "SHA256SUMS"

@@ -43,8 +43,8 @@ from sklearn.svm import LinearSVC
 from ser.errors import SerError
 from ser.metrics import scores
 
-if TYPE_CHECKING:  # ser.train imports torch, which the SVM does not need
-    from ser.train import Utterances
+if TYPE_CHECKING:  # ser.batching imports torch, which the SVM does not need
+    from ser.batching import Utterances
 
 MODEL_FILE = "svm.joblib"
 FORMAT = 1
@@ -212,7 +212,7 @@ def _plot(history: list[dict], path: Path, title: str) -> None:
 
 def train_svm(out_dir: Path, train: Utterances, valid: Utterances, labels: list[str],
               model_config: dict, seed: int, title: str = "") -> dict:
-    """Trains one SVM per C of the grid on ``train`` (``ser.train.Utterances``), selects
+    """Trains one SVM per C of the grid on ``train`` (``ser.batching.Utterances``), selects
     C by UAR on ``valid``, and writes ``svm.joblib``, ``history.json`` and
     ``learning_curve.png`` to ``out_dir``. Returns the selected history entry:
     ``{"epoch": index of C (1-based), "C", "train_acc", "valid_uar", "valid_wa",

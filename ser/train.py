@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ser.batching import Utterances, bucketed_batches, collate, pooled_batches
 from ser.cmvn import Normalizer
 from ser.config import CONF_ROOT, load_yaml
 from ser.datadir import DataDir, read_table
@@ -113,63 +114,6 @@ class TrainConfig:
         if not 0.0 <= config.label_smoothing < 1.0:
             raise SerError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
         return config
-
-
-@dataclass
-class Utterances:
-    """Normalised features, kept in memory: the corpora are small."""
-
-    ids: list[str]
-    feats: list[np.ndarray]
-    labels: list[int]
-
-    @classmethod
-    def load(cls, utts: list[str], feats_scp: dict[str, str], data: DataDir,
-             normalizer: Normalizer) -> "Utterances":
-        ids = [u for u in utts if u in feats_scp]  # failed extractions are left out
-        return cls(ids, [normalizer(kaldiio.load_mat(feats_scp[u]), data.utt2spk[u]) for u in ids],
-                   [data.label(u) for u in ids])
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __add__(self, other: "Utterances") -> "Utterances":
-        return Utterances(self.ids + other.ids, self.feats + other.feats, self.labels + other.labels)
-
-
-def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random | None) -> list[list[int]]:
-    """Batches of similar length (less padding); shuffled order when ``rng`` is given."""
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    if rng is not None:
-        rng.shuffle(batches)
-    return batches
-
-
-def pooled_batches(lengths: list[int], batch_size: int, pool: int, rng: random.Random) -> list[list[int]]:
-    """Batches drawn afresh: shuffle, sort by length within pools of ``pool`` batches,
-    split, shuffle the batches. Little padding, yet other neighbours every epoch
-    (fixed length buckets give the same batches in every epoch). Always
-    ceil(N / batch_size) batches: only the last pool can leave a short one."""
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    size = pool * batch_size
-    batches = []
-    for start in range(0, len(order), size):
-        chunk = sorted(order[start:start + size], key=lambda i: lengths[i])
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
-
-
-def collate(data: Utterances, indices: list[int], device: str) -> tuple[torch.Tensor, ...]:
-    """Padded batch of ``indices``: features, lengths and labels."""
-    lengths = torch.tensor([data.feats[i].shape[0] for i in indices], dtype=torch.int64)
-    batch = torch.zeros(len(indices), int(lengths.max()), data.feats[indices[0]].shape[1])
-    for row, i in enumerate(indices):
-        batch[row, :lengths[row]] = torch.from_numpy(data.feats[i])
-    labels = torch.tensor([data.labels[i] for i in indices], dtype=torch.int64)
-    return batch.to(device), lengths.to(device), labels.to(device)
 
 
 def mask_batch(feats: torch.Tensor, lengths: torch.Tensor, config: TrainConfig,
@@ -395,7 +339,10 @@ def load_fold_data(data: DataDir, feat_dir: Path, utts: list[str], normalizer: N
     """The features of ``utts`` (those extracted), normalised. With ``perturbed_scp``
     (a feats.scp of speed-perturbed copies keyed ``sp0.9-<utt>``, ``sp1.1-<utt>``), the
     copies of ``utts`` are appended: pass it for a fold's training list only."""
-    utterances = Utterances.load(utts, read_table(feat_dir / "feats.scp"), data, normalizer)
+    feats_scp = read_table(feat_dir / "feats.scp")
+    ids = [u for u in utts if u in feats_scp]  # failed extractions are left out
+    utterances = Utterances(ids, [normalizer(kaldiio.load_mat(feats_scp[u]), data.utt2spk[u]) for u in ids],
+                            [data.label(u) for u in ids])
     if perturbed_scp is not None:
         utterances = utterances + load_perturbed(data, perturbed_scp, utterances.ids, normalizer)
     return utterances

@@ -15,7 +15,8 @@ import torch
 
 from conftest import ROOT, toy_utterances
 from ser.model import MODEL_VARIANTS, build_model, load_model_config
-from ser.train import TrainConfig, Utterances, predict, train_fold
+from ser.batching import Utterances
+from ser.train import TrainConfig, predict, train_fold
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 

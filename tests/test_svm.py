@@ -16,7 +16,7 @@ from ser.cmvn import Normalizer, accumulate, save_stats
 from ser.errors import AudioError, SerError
 from ser.features import build_extractor, extract_features, feature_names, frame_length
 from ser.svm import DEFAULTS, check_config, load_svm, train_svm, utterance_matrix
-from ser.train import Utterances
+from ser.batching import Utterances
 
 LABELS = ["angry", "neutral", "sad"]
 GRID = {"c_grid": [1e-3, 1e-2, 1e-1, 1.0]}

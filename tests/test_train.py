@@ -1,12 +1,11 @@
 """Training: a killed run resumes from its checkpoint and ends with the same model
 as an uninterrupted one; the same seed gives the same result. Then the pieces of
-ser/train.py in-process: defaults, batches, schedule, masks, speed-perturbed copies."""
+ser/train.py in-process: defaults, schedule, masks, retired options, speed-perturbed copies."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-import random
 import re
 import signal
 import subprocess
@@ -24,8 +23,8 @@ from conftest import ROOT, toy_utterances
 from ser.cmvn import Normalizer
 from ser.datadir import DataDir
 from ser.errors import SerError
-from ser.train import (RETIRED_OPTIONS, TrainConfig, Utterances, collate, load_fold_data, lr_factor, mask_batch,
-                       pooled_batches, train_fold, without_retired_options)
+from ser.train import (RETIRED_OPTIONS, TrainConfig, load_fold_data, lr_factor, mask_batch, train_fold,
+                       without_retired_options)
 
 EPOCHS = 10  # room for the kill to land mid-training on a fast machine
 
@@ -114,23 +113,6 @@ def test_training_defaults_live_in_conf_train_yaml_only(tmp_path):
         TrainConfig.from_dict({}, defaults=partial)
 
 
-def test_pooled_batches_cover_every_utterance_once_and_change_every_epoch():
-    rng = random.Random(0)
-    lengths = [rng.randint(10, 300) for _ in range(103)]
-    first = pooled_batches(lengths, 8, 4, random.Random(1))
-    assert sorted(i for b in first for i in b) == list(range(103))
-    assert len(first) == 13 and sorted(len(b) for b in first)[1:] == [8] * 12
-    second = pooled_batches(lengths, 8, 4, random.Random(2))
-    assert {tuple(sorted(b)) for b in first} != {tuple(sorted(b)) for b in second}
-    assert first == pooled_batches(lengths, 8, 4, random.Random(1))  # (seed, epoch) decides
-    # Grouped by length: far less padding than random batches.
-    def padding(batches):
-        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
-    order = list(range(103))
-    random.Random(3).shuffle(order)
-    assert padding(first) < 0.5 * padding([order[i:i + 8] for i in range(0, 103, 8)])
-
-
 def test_lr_warms_up_then_decays_to_zero():
     factors = [lr_factor(step, 100, 10, "cosine") for step in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
@@ -152,14 +134,6 @@ def test_masks_touch_only_the_valid_frames():
     # A time mask takes at most a fifth of the utterance: 1 frame of 6.
     again = mask_batch(feats.clone(), lengths, config, torch.Generator().manual_seed(0))
     assert torch.equal(masked, again)
-
-
-def test_collate_pads_each_utterance_to_the_longest():
-    data = Utterances(["a", "b"], [np.arange(20, dtype=np.float32).reshape(10, 2),
-                                   np.ones((4, 2), dtype=np.float32)], [0, 1])
-    feats, lengths, labels = collate(data, [1, 0], "cpu")
-    assert lengths.tolist() == [4, 10] and labels.tolist() == [1, 0] and feats.shape == (2, 10, 2)
-    assert torch.equal(feats[1], torch.from_numpy(data.feats[0])) and (feats[0, 4:] == 0).all()
 
 
 @pytest.mark.parametrize("option", sorted(RETIRED_OPTIONS))
