@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "local"))
 from compare import compare_runs  # noqa: E402
 from ser.bin import HelpFormatter, run_tool  # noqa: E402
 from ser.errors import SerError  # noqa: E402
-from ser.bin.perturb_wav_scp import factors_tag, split_factors  # noqa: E402
+from ser.speed import factors_tag, split_factors  # noqa: E402
 from ser.metrics import mean_std  # noqa: E402
 from ser.report import METRICS, collect_runs, summarize_protocol  # noqa: E402
 from ser.train import without_retired_options  # noqa: E402

@@ -67,7 +67,7 @@ from ser.datadir import read_table
 from ser.errors import AudioError, SerError
 from ser.features import FEATURE_TYPES, build_extractor, extract_features, frame_length
 from ser.batching import Utterances, bucketed_batches, collate
-from ser.train import copy_factors
+from ser.speed import trained_copy_factors
 
 FORMAT = 1
 CHECKSUMS = "SHA256SUMS"
@@ -257,20 +257,6 @@ def verify_checksums(bundle_dir: Path, required: Sequence[str]) -> list[str]:
             raise SerError(f"{path}: sha256 mismatch, the file was changed after export; "
                            "export the bundle again")
     return list(listed)
-
-
-def trained_copy_factors(run_dir: Path, run_config: dict) -> list[str]:
-    """The speed factors of the copies a run was trained with (none without copies)."""
-    if not run_config.get("aug_feat_dir"):
-        return []
-    scp = Path(run_config["aug_feat_dir"]) / "feats.scp"
-    if not scp.is_file():
-        raise SerError(f"{scp}: missing; {run_dir} was trained with these speed-perturbed copies, "
-                       "and its bundle classifies with copies at their factors")
-    factors = copy_factors(read_table(scp))
-    if not factors:
-        raise SerError(f"{scp}: no speed-perturbed copy (sp<factor>-<utt>) in it")
-    return factors
 
 
 def is_svm_run(run_dir: Path, run_config: dict) -> bool:

@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import random
-import re
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -32,12 +31,12 @@ from ser.datadir import DataDir, read_table
 from ser.errors import SerError
 from ser.metrics import scores
 from ser.model import build_model
+from ser.speed import original_of
 
 DEFAULTS_FILE = CONF_ROOT / "train.yaml"
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("constant", "cosine")
 SELECTIONS = ("uar", "loss", "average")
-SPEED_PERTURBED = re.compile(r"sp(\d+(?:\.\d+)?)-(.+)")  # Kaldi's sp<factor>-<utt>
 # Options removed on 2026-12-06 (after commit b2a971e), which the tuning log (local/tune/LOG.md)
 # did not adopt: random crops, a share of the speed copies per epoch, mixup, a speaker
 # adversary and class weights; git history keeps them. Records and checkpoints written
@@ -144,28 +143,6 @@ def predict(model: nn.Module, data: Utterances, batch_size: int, device: str) ->
         feats, lengths, _ = collate(data, indices, device)
         posteriors[indices] = torch.softmax(model(feats, lengths), dim=-1).cpu().numpy()
     return posteriors
-
-
-def copy_factors(ids) -> list[str]:
-    """The speed factors of the copies (``sp<factor>-<utt>``) among ``ids``, in order."""
-    return sorted({m.group(1) for m in map(SPEED_PERTURBED.fullmatch, ids) if m}, key=float)
-
-
-def average_with_copies(ids: list[str], posteriors: np.ndarray, copy_ids: list[str],
-                        copy_posteriors: np.ndarray) -> np.ndarray:
-    """Test-time augmentation: each utterance's posteriors averaged with those of its own
-    speed-perturbed copies (``sp<factor>-<utt>`` in ``copy_ids``); an utterance without
-    copies keeps its own."""
-    row = {utt: i for i, utt in enumerate(ids)}
-    total = np.asarray(posteriors, dtype=np.float64).copy()
-    counts = np.ones(len(ids))
-    for key, post in zip(copy_ids, copy_posteriors):
-        match = SPEED_PERTURBED.fullmatch(key)
-        if match is None or match.group(2) not in row:
-            raise SerError(f"{key}: not a speed-perturbed copy (sp<factor>-<utt>) of a scored utterance")
-        total[row[match.group(2)]] += post
-        counts[row[match.group(2)]] += 1
-    return (total / counts[:, None]).astype(np.float32)
 
 
 def _save_atomic(obj, path: Path) -> None:
@@ -355,9 +332,9 @@ def load_perturbed(data: DataDir, perturbed_scp: Path, utts: list[str], normaliz
     wanted = set(utts)
     copies: dict[str, list[tuple[str, str]]] = {}
     for key, ark in read_table(perturbed_scp).items():
-        match = SPEED_PERTURBED.fullmatch(key)
-        if match and match.group(2) in wanted:
-            copies.setdefault(match.group(2), []).append((key, ark))
+        original = (original_of(key) or (None, None))[1]
+        if original in wanted:
+            copies.setdefault(original, []).append((key, ark))
     if utts and not copies:
         raise SerError(f"{perturbed_scp}: no speed-perturbed copy (sp<factor>-<utt>) "
                        f"of any of the {len(utts)} utterances asked for")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 from ser.bin import HelpFormatter, run_tool
-from ser.bin.perturb_wav_scp import factors_tag, split_factors
+from ser.speed import factors_tag, split_factors
 from ser.config import MODEL_CONF_DIR
 from ser.corpora import get_corpus
 from ser.emotions import mapping_tag

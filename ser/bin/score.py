@@ -34,7 +34,8 @@ from ser.folds import read_fold
 from ser.metrics import confusion_text, plot_confusion, scores
 from ser.model import ATTENTION_VARIANTS, build_model
 from ser.provenance import fold_lists_hash, read_record, record_id
-from ser.train import average_with_copies, copy_factors, load_fold_data, load_perturbed, predict
+from ser.speed import average_with_copies, copy_factors
+from ser.train import load_fold_data, load_perturbed, predict
 
 
 def check_record(run_dir: Path, cfg: dict, folds_dir: Path) -> dict:
