@@ -4,11 +4,13 @@ handles bad, stereo 44.1 kHz, long and many files."""
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import logging
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +22,14 @@ from scipy.signal import resample_poly
 from conftest import ROOT, TINY, TINY_SYSTEM, build_once, run_recipe
 from ser import EmotionClassifier
 from ser.audio import SAMPLE_RATE, load_audio
+from ser.bin.infer import get_parser
 from ser.bin.infer import main as infer_main
-from ser.bundle import load_extractor, save_extractor, script_model
 from ser.cmvn import Normalizer
 from ser.datadir import read_data_dir
 from ser.errors import SerError
+from ser.export import save_extractor, script_model
 from ser.features import build_extractor
+from ser.inference import load_extractor
 from ser.model import MODEL_VARIANTS, build_model
 from ser.train import load_fold_data, predict
 
@@ -199,6 +203,22 @@ def test_long_file_is_classified_in_chunks(bundle, classifier, wavs, tmp_path, c
                                matrix(chunks, classifier.labels).mean(0), atol=1e-6)
     status, out, _ = infer(capsys, "--model", bundle, tmp_path / "long.wav")
     assert status == 0 and len(out.splitlines()) == 2  # header and one line
+
+
+def test_the_runtime_loads_without_the_trainer_and_the_exporter():
+    check = ("import sys, ser.bin.infer; loaded = [m for m in ('ser.train', 'ser.export', 'ser.model') "
+             "if m in sys.modules]; assert not loaded, loaded")
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+
+
+def test_ser_infer_takes_the_classifiers_defaults():
+    defaults = inspect.signature(EmotionClassifier.__init__).parameters
+    parser = get_parser()
+    for option in ("batch_size", "chunk_seconds", "chunk_overlap"):
+        assert parser.get_default(option) == defaults[option].default
+    with pytest.raises(SerError, match="batch size must be positive"):
+        EmotionClassifier(Path("."), None, None, Normalizer("none"), {"labels": [], "model": {}}, batch_size=0)
 
 
 def test_tampered_bundle_is_refused(bundle, wavs, tmp_path, capsys):

@@ -160,7 +160,8 @@ def test_a_summary_of_runs_scored_partly_with_test_copies_says_so():
 
 def test_the_bundle_of_a_run_with_copies_classifies_as_stage_6_scores(tiny_recipe, tmp_path, capsys, monkeypatch):
     from ser.bin.infer import main as infer_main
-    from ser.bundle import EmotionClassifier, export_bundle
+    from ser.export import export_bundle
+    from ser.inference import EmotionClassifier
     from ser.speed import trained_copy_factors
     from ser.datadir import read_data_dir
 

@@ -343,6 +343,6 @@ def test_tampered_or_incomplete_svm_bundle_is_refused(svm_run, svm_bundle, tmp_p
     # A run marked svm without its model cannot be exported.
     broken = shutil.copytree(svm_run, tmp_path / "run")
     (broken / "svm.joblib").unlink()
-    from ser.bundle import export_bundle
+    from ser.export import export_bundle
     with pytest.raises(SerError, match="no trained SVM"):
         export_bundle(broken, tmp_path / "out")
