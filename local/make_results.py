@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "local"))
 
 from compare import compare_runs  # noqa: E402
+from ser.atomic import atomic_write_text  # noqa: E402
 from ser.bin import HelpFormatter, run_tool  # noqa: E402
 from ser.errors import SerError  # noqa: E402
 from ser.speed import factors_tag, split_factors  # noqa: E402
@@ -174,7 +175,7 @@ def write_row(path: Path, row: dict) -> None:
         if {k: v for k, v in then.items() if k != "written"} == \
                 {k: v for k, v in json.loads(text).items() if k != "written"}:
             return
-    path.write_text(text)
+    atomic_write_text(path, text)
 
 
 def _pct(pair) -> str:
@@ -389,7 +390,7 @@ def main(argv=None) -> None:
         text += ("\n## Not measured yet\n\nRows of the table asked for that have no scored runs "
                  "(`local/run_ablation.sh` trains them and resumes):\n\n"
                  + "".join(f"- {m}\n" for m in missing))
-    args.out.write_text(text)
+    atomic_write_text(args.out, text)
     print(args.out.read_text())
 
 

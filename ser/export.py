@@ -37,6 +37,7 @@ import torch
 from lhotse.features.base import FeatureExtractor
 from torch import nn
 
+from ser.atomic import atomic_path
 from ser.audio import SAMPLE_RATE, load_audio
 from ser.cmvn import STATELESS_MODES, save_stats
 from ser.config import load_yaml
@@ -198,49 +199,45 @@ def export_bundle(run_dir: Path, out_dir: Path, results_dir: Path | None = None)
     extractor = None if external else build_extractor(feat, **options)
     dim = int((feat_dir / "feat_dim").read_text()) if external else extractor.feature_dim(SAMPLE_RATE)
 
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if svm:
-        model_info = _export_svm(run_dir, run_config, dim, tmp)
-    else:
-        with quiet_jit():
-            scripted.save(str(tmp / MODEL_FILES["torchscript"]))
-        export_onnx(scripted, model.input_dim, tmp / ONNX_FILE)
-        model_info = {"kind": "torchscript", "labels": best["labels"], "config": best["model_config"],
-                      "onnx": ONNX_FILE}
-    data_dir = Path(run_config["data_dir"])
-    if external:
-        features = {"feat": "external", "options": options, "dim": dim,
-                    "frame_shift": float((feat_dir / "frame_shift").read_text())}
-    else:
-        features = save_extractor(extractor, feat, options, tmp)
-        _check_features(load_extractor(features, tmp), data_dir, feat_dir)
-    cmvn = _save_cmvn(run_config["cmvn"], run_config["cmvn_stats"], tmp / "cmvn.npz")
-    results = []
-    for name in ("summary.json", "RESULTS.md"):
-        if results_dir is not None and (results_dir / name).is_file():
-            shutil.copyfile(results_dir / name, tmp / name)
-            results.append(name)
-    history = json.loads((run_dir / "history.json").read_text())
-    meta = {
-        "format": FORMAT, "labels": model_info["labels"], "features": features, "cmvn": cmvn,
-        "model": {"name": run_config["model"], "kind": model_info["kind"], "config": model_info["config"],
-                  **({"onnx": model_info["onnx"]} if "onnx" in model_info else {})},
-        "training": {"corpus": data_dir.name, "data_dir": str(data_dir), "run_dir": str(run_dir),
-                     "folds_dir": run_config["folds_dir"], "num_train": run_config["num_train"],
-                     "num_valid": run_config["num_valid"], "train_config": run_config["train_config"],
-                     "selected": history["selected"]},
-        "cv_results": results,
-        "test_copies": [] if svm else trained_copy_factors(run_dir, run_config),
-        "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__,
-    }
-    if svm:
-        import sklearn
-        meta["sklearn"] = sklearn.__version__
-    (tmp / "bundle.json").write_text(json.dumps(meta, indent=1) + "\n")
-    write_checksums(tmp)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        if svm:
+            model_info = _export_svm(run_dir, run_config, dim, tmp)
+        else:
+            with quiet_jit():
+                scripted.save(str(tmp / MODEL_FILES["torchscript"]))
+            export_onnx(scripted, model.input_dim, tmp / ONNX_FILE)
+            model_info = {"kind": "torchscript", "labels": best["labels"], "config": best["model_config"],
+                          "onnx": ONNX_FILE}
+        data_dir = Path(run_config["data_dir"])
+        if external:
+            features = {"feat": "external", "options": options, "dim": dim,
+                        "frame_shift": float((feat_dir / "frame_shift").read_text())}
+        else:
+            features = save_extractor(extractor, feat, options, tmp)
+            _check_features(load_extractor(features, tmp), data_dir, feat_dir)
+        cmvn = _save_cmvn(run_config["cmvn"], run_config["cmvn_stats"], tmp / "cmvn.npz")
+        results = []
+        for name in ("summary.json", "RESULTS.md"):
+            if results_dir is not None and (results_dir / name).is_file():
+                shutil.copyfile(results_dir / name, tmp / name)
+                results.append(name)
+        history = json.loads((run_dir / "history.json").read_text())
+        meta = {
+            "format": FORMAT, "labels": model_info["labels"], "features": features, "cmvn": cmvn,
+            "model": {"name": run_config["model"], "kind": model_info["kind"], "config": model_info["config"],
+                      **({"onnx": model_info["onnx"]} if "onnx" in model_info else {})},
+            "training": {"corpus": data_dir.name, "data_dir": str(data_dir), "run_dir": str(run_dir),
+                         "folds_dir": run_config["folds_dir"], "num_train": run_config["num_train"],
+                         "num_valid": run_config["num_valid"], "train_config": run_config["train_config"],
+                         "selected": history["selected"]},
+            "cv_results": results,
+            "test_copies": [] if svm else trained_copy_factors(run_dir, run_config),
+            "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__,
+        }
+        if svm:
+            import sklearn
+            meta["sklearn"] = sklearn.__version__
+        (tmp / "bundle.json").write_text(json.dumps(meta, indent=1) + "\n")
+        write_checksums(tmp)
     return out_dir

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ser.atomic import atomic_path, atomic_write_text
 from ser.batching import Utterances, bucketed_batches, collate, pooled_batches
 from ser.cmvn import Normalizer
 from ser.config import CONF_ROOT, load_yaml
@@ -146,9 +147,8 @@ def predict(model: nn.Module, data: Utterances, batch_size: int, device: str) ->
 
 
 def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def plot_learning_curve(history: list[dict], path: Path, title: str, selected: dict | None = None) -> None:
@@ -306,7 +306,7 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
                       "epoch": config.epochs, "averaged": best["averaged"]}, out_dir / "best.pt")
         logging.info("average of epochs %d-%d: valid_loss %.4f valid_uar %.3f", first, config.epochs,
                      best["valid_loss"], best["valid_uar"])
-    (out_dir / "history.json").write_text(json.dumps({"history": history, "selected": best}, indent=1) + "\n")
+    atomic_write_text(out_dir / "history.json", json.dumps({"history": history, "selected": best}, indent=1) + "\n")
     plot_learning_curve(history, out_dir / "learning_curve.png", title, best)
     return best
 

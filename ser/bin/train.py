@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ser.atomic import atomic_write_text
 from ser.bin import HelpFormatter, run_tool
 from ser.cmvn import CMVN_MODES, STATELESS_MODES, Normalizer, stats_path
 from ser.config import load_yaml, parse_key_values
@@ -134,9 +135,7 @@ def plan(args) -> None:
     if args.verify and todo:
         raise SerError(f"{len(todo)} run(s) in {args.exp_dir} are not trained with these settings, "
                        f"e.g. {todo[0].split()[2]}; run the training stage")
-    tmp = args.task_list.with_name(args.task_list.name + ".tmp")
-    tmp.write_text("".join(f"{t}\n" for t in todo))
-    tmp.replace(args.task_list)
+    atomic_write_text(args.task_list, "".join(f"{t}\n" for t in todo))
     print(len(todo))
 
 
@@ -191,8 +190,7 @@ def train(args) -> None:
     else:
         train_fold(args.out, train_part, valid, data.emotions, record["model_config"], config,
                    title=f"{args.out}")
-    (args.out / ".done.tmp").write_text(dump_record(record))
-    (args.out / ".done.tmp").replace(args.out / ".done")
+    atomic_write_text(args.out / ".done", dump_record(record))
 
 
 def main(argv=None) -> None:
