@@ -160,8 +160,10 @@ class Segment:
 
 
 def window_starts(num_samples: int, window: int, hop: int) -> list[int]:
-    """Starts of ``window``-sample windows every ``hop`` samples; the last one ends with
-    the audio (overlapping its neighbour more), and audio shorter than a window is one."""
+    """Starts of ``window``-sample windows every ``hop`` samples, for both the segments of
+    :meth:`EmotionClassifier.predict_segments` and the chunks of long audio; the last one
+    ends with the audio (overlapping its neighbour more), and audio shorter than a window
+    is one."""
     if num_samples <= window:
         return [0]
     last = num_samples - window
