@@ -7,8 +7,8 @@ attention on the fold's test utterances per emotion (ser/explain.py).
 
 A run trained with speed-perturbed copies (``aug_feat_dir``) is scored with test-time
 augmentation: each test utterance's posteriors are averaged with those of its own copies
-in that dir (local/tune/LOG.md, session 9); ``results.json`` keeps the scores of the
-originals alone under ``originals_only``.
+in that dir (local/tune/LOG.md, test-time copies, 2026-11-27); ``results.json`` keeps the
+scores of the originals alone under ``originals_only``.
 
 Before scoring, a run's record (its ``.done``) is checked against what scoring
 reads now: the fold's utterance lists (``--folds-dir``, default the folds the run
