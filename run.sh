@@ -44,7 +44,7 @@ feats_scp=""          # --feat external: Kaldi feats.scp file(s), T x D or 1 x D
 feats_frame_shift=""  # --feat external: frame shift, seconds [default: estimated from the durations]
 nj=2                  # parallel feature jobs
 max_fail_share=""     # stage 3 fails when more than this share of files cannot be read [default: ser/external_feats.py's DEFAULT_MAX_FAIL_SHARE]
-speed_perturb=auto    # speed factors of extra training copies, e.g. "0.9 1.1" ("" = none); auto: for a recurrent model on one corpus's audio, the corpus conf's auto_speed_factors or else ser/bin/perturb_wav_scp.py's AUTO_FACTORS (0.8 0.9 1.1 1.2); none for the svm, external features or several corpora
+speed_perturb=auto    # speed factors of extra training copies, e.g. "0.9 1.1" ("" = none); auto: for a recurrent model on one corpus's audio, the corpus conf's auto_speed_factors or else ser/speed.py's AUTO_FACTORS (0.8 0.9 1.1 1.2); none for the svm, external features or several corpora
 prepare_opts=""       # options of ser.bin.prepare_data, e.g. "--exclude-low-rate"
 cmvn=utt              # utt (each utterance by itself), train (fold's training part), speaker (uses test speakers), corpus (each corpus's own: the test corpus's from its unlabelled features), none
 model=lstm_tf_at      # lstm, lstm_t, lstm_f, lstm_at, lstm_tf, lstm_tf_at, gru, svm (LinearSVC on each utterance's pooled features)
@@ -75,7 +75,7 @@ done
 feat_train_opts=""     # the feature type's overrides of conf/train.yaml, before the corpus's (conf/feat_defaults/<feat>.conf)
 [ -f "conf/feat_defaults/$feat.conf" ] && . "conf/feat_defaults/$feat.conf"
 corpus_train_opts=""   # the corpus's overrides of conf/train.yaml, before --train-opts (conf/corpus/<corpus>.conf)
-auto_speed_factors=""  # the factors of --speed-perturb auto where a corpus conf sets them [default: ser/bin/perturb_wav_scp.py's AUTO_FACTORS]
+auto_speed_factors=""  # the factors of --speed-perturb auto where a corpus conf sets them [default: ser/speed.py's AUTO_FACTORS]
 [ -f "conf/corpus/$corpus.conf" ] && . "conf/corpus/$corpus.conf"
 . ./utils/parse_options.sh
 

@@ -28,7 +28,8 @@ import torch
 from ser.bin import HelpFormatter, run_tool
 from ser.config import parse_key_values
 from ser.model import load_model_config
-from ser.train import TrainConfig, Utterances, train_fold
+from ser.batching import Utterances
+from ser.train import TrainConfig, train_fold
 
 # Sizes of --quick: every option it sets can still be given on the command line.
 QUICK = dict(variants="lstm_tf_at", train_utts=24, valid_utts=6, model_opts="hidden_size=8 num_layers=1 fc_dim=8")
@@ -59,8 +60,7 @@ def random_utterances(n: int, args: argparse.Namespace, rng: np.random.Generator
     labels = rng.integers(args.num_classes, size=n)
     feats = [rng.normal(size=(int(t), args.input_dim)).astype(np.float32) + label * 0.1
              for t, label in zip(lengths, labels)]
-    return Utterances([f"{prefix}{i}" for i in range(n)], feats, labels.tolist(),
-                      [f"spk{i % 3}" for i in range(n)])
+    return Utterances([f"{prefix}{i}" for i in range(n)], feats, labels.tolist())
 
 
 def main(argv=None) -> None:

@@ -28,7 +28,7 @@ import torch
 
 from ser.bin import HelpFormatter, run_tool
 from ser.bin.infer import copies_option, list_inputs
-from ser.bundle import EmotionClassifier
+from ser.inference import BATCH_SIZE, EmotionClassifier
 
 # Sizes of --quick: every option it sets can still be given on the command line.
 QUICK = dict(files=4, repeats=1, batch_size=2)
@@ -41,7 +41,7 @@ def main(argv=None) -> None:
     p.add_argument("--model", required=True, type=Path, help="a bundle with model.onnx (stage 7)")
     p.add_argument("--files", type=int, default=100, help="files to classify")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per backend (the best counts)")
-    p.add_argument("--batch-size", type=int, default=16, help="files per model call")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="files per model call")
     p.add_argument("--test-copies", default="bundle", help="as ser infer's: bundle, none or factors")
     p.add_argument("--quick", action="store_true", help="check that the script works: " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items()))

@@ -43,12 +43,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "local"))
 
 from compare import compare_runs  # noqa: E402
+from ser.atomic import atomic_write_text  # noqa: E402
 from ser.bin import HelpFormatter, run_tool  # noqa: E402
 from ser.errors import SerError  # noqa: E402
-from ser.bin.perturb_wav_scp import factors_tag, split_factors  # noqa: E402
 from ser.metrics import mean_std  # noqa: E402
 from ser.recipe import dir_names  # noqa: E402
 from ser.report import METRICS, collect_runs, summarize_protocol  # noqa: E402
+from ser.speed import factors_tag, split_factors  # noqa: E402
+from ser.train import without_retired_options  # noqa: E402
 
 RESULTS_DIR = ROOT / "local" / "results"
 REFERENCE = "lstm_tf_at"
@@ -100,7 +102,8 @@ def measure_row(corpus: str, folds: str, system: str, system_dir: Path, command:
         "feat": Path(config["feat_dir"]).name, "cmvn": config["cmvn"],
         "uses_test_speaker_stats": bool(runs[0].get("uses_test_speaker_stats")),
         "model_config": config["model_config"],
-        "train_config": {k: v for k, v in config["train_config"].items() if k not in ("seed", "device")},
+        "train_config": without_retired_options({k: v for k, v in config["train_config"].items()
+                                                 if k not in ("seed", "device")}),
         "test_copies": summarize_protocol(runs).get("test_copies", []),
         "command": command,
     }
@@ -140,6 +143,8 @@ def join_saved_runs(row: dict, path: Path) -> dict:
     if not path.is_file():
         return row
     saved = json.loads(path.read_text())
+    # Rows saved before the retired training options went hold them: at their no-op values, the same settings.
+    saved["train_config"] = without_retired_options(saved.get("train_config") or {})
     row = json.loads(json.dumps(row))  # compared as saved: tuples become lists
     changed = [k for k in ROW_SETTINGS if saved.get(k) != row.get(k)]
     if changed:
@@ -171,7 +176,7 @@ def write_row(path: Path, row: dict) -> None:
         if {k: v for k, v in then.items() if k != "written"} == \
                 {k: v for k, v in json.loads(text).items() if k != "written"}:
             return
-    path.write_text(text)
+    atomic_write_text(path, text)
 
 
 def _pct(pair) -> str:
@@ -474,7 +479,7 @@ def main(argv=None) -> None:
         text += ("\n## Not measured yet\n\nRows of the table asked for that have no scored runs "
                  "(`local/run_ablation.sh` trains them and resumes):\n\n"
                  + "".join(f"- {m}\n" for m in missing))
-    args.out.write_text(text)
+    atomic_write_text(args.out, text)
     print(args.out.read_text())
 
 

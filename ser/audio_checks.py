@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ser.atomic import atomic_write_text
 from ser.audio import SAMPLE_RATE, read_audio, truncation
 from ser.errors import AudioError
 
@@ -104,9 +105,6 @@ def check_corpus_audio(recordings: RecordingSet, supervisions: SupervisionSet,
 
 def write_audio_warnings(path: Path | str, warnings: list[AudioWarning]) -> None:
     """Writes the list (an empty file where there is nothing to report)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(w.line() for w in warnings), encoding="utf-8", errors="surrogateescape")
-    tmp.replace(path)
+    atomic_write_text(path, "".join(w.line() for w in warnings), encoding="utf-8", errors="surrogateescape")
     if warnings:
         logging.warning("%d file(s) with audio warnings, see %s", len(warnings), path)

@@ -25,6 +25,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from ser.atomic import atomic_path
 from ser.errors import SerError
 
 CMVN_MODES = ("train", "speaker", "corpus", "utt", "none")
@@ -64,9 +65,8 @@ def stats_path(cmvn_dir: Path | str, mode: str, fold: str) -> Path | None:
 def save_stats(stats: dict, path: Path | str, mode: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, mode=np.array(mode), **stats)
-    tmp.replace(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: savez adds no .npz to it
+        np.savez(f, mode=np.array(mode), **stats)
 
 
 def utterance_cmvn(feats: np.ndarray) -> np.ndarray:

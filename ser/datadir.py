@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ser.atomic import atomic_path
 from ser.audio import is_pipe, piped_file, wav_scp_entry
 from ser.errors import SerError
 
@@ -58,11 +59,9 @@ ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}
 
 
 def write_table(path: Path, table: dict, fmt=str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", **ENCODING) as f:
+    with atomic_path(path) as tmp, open(tmp, "w", **ENCODING) as f:
         for key in sorted(table):
             f.write(f"{key} {fmt(table[key])}\n")
-    tmp.replace(path)
 
 
 def read_table(path: Path, convert=str) -> dict:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ser.batching import bucketed_batches
 from ser.errors import SerError
 from ser.model import SERModel
 
@@ -138,8 +139,6 @@ def explain_batch(model: SERModel, feats: list[np.ndarray],
 def explain_utterances(model: SERModel, feats: list[np.ndarray], groups: dict[str, list[int]],
                        batch_size: int = 32) -> list[Explanation]:
     """:func:`explain_batch` over many inputs, in batches of similar length."""
-    from ser.train import bucketed_batches
-
     results: list[Explanation | None] = [None] * len(feats)
     for indices in bucketed_batches([f.shape[0] for f in feats], batch_size, None):
         for i, exp in zip(indices, explain_batch(model, [feats[i] for i in indices], groups), strict=True):

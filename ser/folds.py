@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from ser.atomic import atomic_path
 from ser.datadir import DataDir
 from ser.errors import SerError
 from ser.multicorpus import read_roles
@@ -166,21 +166,17 @@ def check_speaker_disjoint(folds: list[Fold], data: DataDir) -> None:
 
 
 def write_folds(folds: list[Fold], out_dir: Path | str, settings: dict) -> Path:
-    """Writes into ``<out_dir>.tmp`` and renames, so a folds dir is always whole."""
+    """Writes the folds dir whole (ser/atomic.py)."""
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for fold in folds:
-        (tmp / fold.name).mkdir(parents=True)
-        for part in ("train", "valid", "test"):
-            (tmp / fold.name / part).write_text("".join(f"{u}\n" for u in getattr(fold, part)))
     summary = {"settings": settings,
                "folds": [{"name": f.name, "test_groups": f.test_groups, "num_train": len(f.train),
                           "num_valid": len(f.valid), "num_test": len(f.test)} for f in folds]}
-    (tmp / "folds.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
+    with atomic_path(out_dir) as tmp:
+        for fold in folds:
+            (tmp / fold.name).mkdir(parents=True)
+            for part in ("train", "valid", "test"):
+                (tmp / fold.name / part).write_text("".join(f"{u}\n" for u in getattr(fold, part)))
+        (tmp / "folds.json").write_text(json.dumps(summary, indent=2) + "\n")
     return out_dir
 
 

@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+from ser.atomic import atomic_write_text
 from ser.errors import SerError
 
 
@@ -55,9 +56,7 @@ def corpus_digest(corpus_dir: Path | str, cache: Path | str | None = None) -> st
         digest.update(f"{rel}\t{stat.st_size}\t{sha}\n".encode())
     if cache_path is not None and entries != known:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_name(cache_path.name + ".tmp")
-        tmp.write_text(json.dumps(entries))
-        tmp.replace(cache_path)
+        atomic_write_text(cache_path, json.dumps(entries))
     return digest.hexdigest()[:12]
 
 

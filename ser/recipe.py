@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ser.bin.perturb_wav_scp import factors_tag, split_factors
 from ser.config import CONF_ROOT, MODEL_CONF_DIR, list_models, shell_assignments
 from ser.errors import SerError
 from ser.provenance import options_tag
+from ser.speed import factors_tag, split_factors
 
 RECIPE_ROOT = CONF_ROOT.parent
 RUN_SH = RECIPE_ROOT / "run.sh"

@@ -40,11 +40,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
+from ser.atomic import atomic_path, atomic_write_text
 from ser.errors import SerError
 from ser.metrics import scores
 
-if TYPE_CHECKING:  # ser.train imports torch, which the SVM does not need
-    from ser.train import Utterances
+if TYPE_CHECKING:  # ser.batching imports torch, which the SVM does not need
+    from ser.batching import Utterances
 
 MODEL_FILE = "svm.joblib"
 FORMAT = 1
@@ -161,11 +162,10 @@ class SvmClassifier:
 
     def save(self, path: Path) -> None:
         """Written beside ``path`` and renamed into place."""
-        tmp = path.with_name(path.name + ".tmp")
-        joblib.dump({"format": FORMAT, "pipeline": self.pipeline, "labels": self.labels, "C": self.C,
-                     "epoch": self.epoch, "input_dim": self.input_dim, "pooling": self.pooling,
-                     "sklearn": sklearn.__version__}, tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            joblib.dump({"format": FORMAT, "pipeline": self.pipeline, "labels": self.labels, "C": self.C,
+                         "epoch": self.epoch, "input_dim": self.input_dim, "pooling": self.pooling,
+                         "sklearn": sklearn.__version__}, tmp)
 
 
 def load_svm(path: Path | str) -> SvmClassifier:
@@ -212,7 +212,7 @@ def _plot(history: list[dict], path: Path, title: str) -> None:
 
 def train_svm(out_dir: Path, train: Utterances, valid: Utterances, labels: list[str],
               model_config: dict, seed: int, title: str = "") -> dict:
-    """Trains one SVM per C of the grid on ``train`` (``ser.train.Utterances``), selects
+    """Trains one SVM per C of the grid on ``train`` (``ser.batching.Utterances``), selects
     C by UAR on ``valid``, and writes ``svm.joblib``, ``history.json`` and
     ``learning_curve.png`` to ``out_dir``. Returns the selected history entry:
     ``{"epoch": index of C (1-based), "C", "train_acc", "valid_uar", "valid_wa",
@@ -259,9 +259,7 @@ def train_svm(out_dir: Path, train: Utterances, valid: Utterances, labels: list[
                      entry["seconds"])
     pipeline = Pipeline([("scaler", scaler), ("svm", best_svm)])
     SvmClassifier(pipeline, labels, best["C"], best["epoch"], input_dim, config["pooling"]).save(out_dir / MODEL_FILE)
-    tmp = out_dir / "history.json.tmp"
-    tmp.write_text(json.dumps({"history": history, "selected": best}, indent=1) + "\n")
-    tmp.replace(out_dir / "history.json")
+    atomic_write_text(out_dir / "history.json", json.dumps({"history": history, "selected": best}, indent=1) + "\n")
     _plot(history, out_dir / "learning_curve.png", title)
     logging.info("selected C %g: valid UAR %.3f", best["C"], best["valid_uar"])
     return best

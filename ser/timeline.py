@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser.bundle import Segment
+from ser.inference import Segment
 
 
 def output_name(uid: str) -> str:

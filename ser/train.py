@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import random
-import re
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -25,31 +24,33 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ser.atomic import atomic_path, atomic_write_text
+from ser.batching import Utterances, bucketed_batches, collate, pooled_batches
 from ser.cmvn import Normalizer
 from ser.config import CONF_ROOT, load_yaml
 from ser.datadir import DataDir, read_table
 from ser.errors import SerError
 from ser.metrics import scores
 from ser.model import build_model
+from ser.speed import original_of
 
 DEFAULTS_FILE = CONF_ROOT / "train.yaml"
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("constant", "cosine")
 SELECTIONS = ("uar", "loss", "average")
-CLASS_WEIGHTS = ("none", "balanced")
-SPEED_PERTURBED = re.compile(r"sp(\d+(?:\.\d+)?)-(.+)")  # Kaldi's sp<factor>-<utt>
-# Options added after runs were first recorded, each with the value at which training
-# is exactly what it was before the option existed (no extra random draw either). A
-# record without the option matches one with this value, so that adding an option
-# does not make every trained run stale; any other value does not match.
-NEUTRAL_OPTIONS = {"crop_share": 1.0, "mixup_alpha": 0.0, "speaker_adversary": 0.0, "copy_share": 1.0,
+# Options removed on 2026-12-06 (after commit b2a971e), which the tuning log (local/tune/LOG.md)
+# did not adopt: random crops, a share of the speed copies per epoch, mixup, a speaker
+# adversary and class weights; git history keeps them. Records and checkpoints written
+# before hold them, and at these values, where each was a no-op (not even a random draw),
+# they describe the same training as a record without them.
+RETIRED_OPTIONS = {"crop_share": 1.0, "copy_share": 1.0, "mixup_alpha": 0.0, "speaker_adversary": 0.0,
                    "class_weight": "none"}
 
 
-def with_neutral_options(then: dict, now: dict) -> dict:
-    """Training config ``then`` with the options of ``now`` that it predates set to their
-    neutral values (configs without such options, like the svm's, stay as they are)."""
-    return {**{k: v for k, v in NEUTRAL_OPTIONS.items() if k in now}, **then}
+def without_retired_options(train_config: dict) -> dict:
+    """A recorded training config without the retired options it holds at their no-op
+    values; one at another value stays, so that the record matches no current one."""
+    return {k: v for k, v in train_config.items() if k not in RETIRED_OPTIONS or v != RETIRED_OPTIONS[k]}
 
 
 @dataclass
@@ -69,15 +70,10 @@ class TrainConfig:
     average_epochs: int
     grad_clip: float
     label_smoothing: float
-    class_weight: str
     time_masks: int
     time_mask_width: int
     feat_masks: int
     feat_mask_width: int
-    crop_share: float
-    copy_share: float
-    mixup_alpha: float
-    speaker_adversary: float
     num_threads: int
     seed: int
     device: str
@@ -108,8 +104,7 @@ class TrainConfig:
                 raise SerError(f"{name} must be >= 0, got {getattr(config, name)}")
         if config.patience < 1 or config.num_threads < 1:
             raise SerError(f"patience and num_threads must be positive, got {config.patience}, {config.num_threads}")
-        for name, allowed in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS), ("select", SELECTIONS),
-                              ("class_weight", CLASS_WEIGHTS)):
+        for name, allowed in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS), ("select", SELECTIONS)):
             if getattr(config, name) not in allowed:
                 raise SerError(f"{name} {getattr(config, name)!r} is not supported ({', '.join(allowed)})")
         if config.batch_size < 1 or config.epochs < 1:
@@ -118,124 +113,7 @@ class TrainConfig:
             raise SerError(f"average_epochs must be positive, got {config.average_epochs}")
         if not 0.0 <= config.label_smoothing < 1.0:
             raise SerError(f"label_smoothing must be in [0, 1), got {config.label_smoothing}")
-        if not 0.0 < config.crop_share <= 1.0:
-            raise SerError(f"crop_share must be in (0, 1], got {config.crop_share}")
-        if not 0.0 < config.copy_share <= 1.0:
-            raise SerError(f"copy_share must be in (0, 1], got {config.copy_share}")
-        if config.mixup_alpha < 0.0:
-            raise SerError(f"mixup_alpha must be >= 0, got {config.mixup_alpha}")
-        if config.speaker_adversary < 0.0:
-            raise SerError(f"speaker_adversary must be >= 0, got {config.speaker_adversary}")
         return config
-
-
-@dataclass
-class Utterances:
-    """Normalised features, kept in memory: the corpora are small."""
-
-    ids: list[str]
-    feats: list[np.ndarray]
-    labels: list[int]
-    speakers: list[str] | None = None  # for speaker_adversary
-
-    @classmethod
-    def load(cls, utts: list[str], feats_scp: dict[str, str], data: DataDir,
-             normalizer: Normalizer) -> "Utterances":
-        ids = [u for u in utts if u in feats_scp]  # failed extractions are left out
-        return cls(ids, [normalizer(kaldiio.load_mat(feats_scp[u]), data.utt2spk[u]) for u in ids],
-                   [data.label(u) for u in ids], [data.utt2spk[u] for u in ids])
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __add__(self, other: "Utterances") -> "Utterances":
-        speakers = (self.speakers + other.speakers
-                    if self.speakers is not None and other.speakers is not None else None)
-        return Utterances(self.ids + other.ids, self.feats + other.feats, self.labels + other.labels, speakers)
-
-
-def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random | None) -> list[list[int]]:
-    """Batches of similar length (less padding); shuffled order when ``rng`` is given."""
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    if rng is not None:
-        rng.shuffle(batches)
-    return batches
-
-
-def pooled_batches(lengths: list[int], batch_size: int, pool: int, rng: random.Random) -> list[list[int]]:
-    """Batches drawn afresh: shuffle, sort by length within pools of ``pool`` batches,
-    split, shuffle the batches. Little padding, yet other neighbours every epoch
-    (fixed length buckets give the same batches in every epoch). Always
-    ceil(N / batch_size) batches: only the last pool can leave a short one."""
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    size = pool * batch_size
-    batches = []
-    for start in range(0, len(order), size):
-        chunk = sorted(order[start:start + size], key=lambda i: lengths[i])
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
-
-
-def copies_of_originals(ids: list[str]) -> dict[int, list[int]]:
-    """Index of each original in ``ids`` -> indices of its speed-perturbed copies
-    (``sp<factor>-<utt>`` with ``<utt>`` in ``ids``), in the order of ``ids``."""
-    position = {utt: i for i, utt in enumerate(ids)}
-    copies: dict[int, list[int]] = {}
-    for i, utt in enumerate(ids):
-        match = SPEED_PERTURBED.fullmatch(utt)
-        if match and match.group(2) in position:
-            copies.setdefault(position[match.group(2)], []).append(i)
-    return copies
-
-
-def class_weights(labels: list[int], num_classes: int, mode: str) -> torch.Tensor | None:
-    """Loss weights per emotion. ``balanced`` is scikit-learn's, as the svm baseline uses: n / (k
-    * count) over the k emotions of the training part, so that each emotion weighs alike in the
-    loss as it does in UAR; an emotion absent from training gets 0. ``none``: no weights."""
-    if mode == "none":
-        return None
-    from sklearn.utils.class_weight import compute_class_weight
-    present = np.unique(labels)
-    weights = np.zeros(num_classes)
-    weights[present] = compute_class_weight("balanced", classes=present, y=np.asarray(labels))
-    return torch.tensor(weights, dtype=torch.float32)
-
-
-def copies_drawn(num_copies: int, copy_share: float) -> int:
-    """How many of an utterance's ``num_copies`` speed copies an epoch trains on."""
-    return num_copies if copy_share >= 1.0 else max(1, round(copy_share * num_copies))
-
-
-def epoch_examples(num_ids: int, copies: dict[int, list[int]], copy_share: float,
-                   rng: random.Random) -> list[int]:
-    """Indices trained on in one epoch, of ``num_ids`` utterances whose speed copies are
-    ``copies`` (see copies_of_originals): every utterance that is not one of those copies,
-    and of each original's copies a random copies_drawn(n, copy_share), drawn again every
-    epoch. copy_share 1: all of them, with no draw."""
-    if copy_share >= 1.0:
-        return list(range(num_ids))
-    taken = {i for members in copies.values() for i in members}
-    chosen = [i for i in range(num_ids) if i not in taken]
-    for original in sorted(copies):
-        members = copies[original]
-        chosen += rng.sample(members, copies_drawn(len(members), copy_share))
-    return sorted(chosen)
-
-
-def collate(data: Utterances, indices: list[int], device: str,
-            windows: list[tuple[int, int]] | None = None) -> tuple[torch.Tensor, ...]:
-    """Padded batch of ``indices``; ``windows`` (start, end) per row takes only those frames."""
-    if windows is None:
-        windows = [(0, data.feats[i].shape[0]) for i in indices]
-    lengths = torch.tensor([end - start for start, end in windows], dtype=torch.int64)
-    batch = torch.zeros(len(indices), int(lengths.max()), data.feats[indices[0]].shape[1])
-    for row, (i, (start, end)) in enumerate(zip(indices, windows)):
-        batch[row, :lengths[row]] = torch.from_numpy(data.feats[i][start:end])
-    labels = torch.tensor([data.labels[i] for i in indices], dtype=torch.int64)
-    return batch.to(device), lengths.to(device), labels.to(device)
 
 
 def mask_batch(feats: torch.Tensor, lengths: torch.Tensor, config: TrainConfig,
@@ -257,78 +135,6 @@ def mask_batch(feats: torch.Tensor, lengths: torch.Tensor, config: TrainConfig,
     return feats
 
 
-def crop_windows(lengths: list[int], min_share: float, generator: torch.Generator) -> list[tuple[int, int]]:
-    """A random window per utterance, of a share of its frames drawn from U(min_share, 1):
-    other, shorter examples every epoch (min_share 1: whole utterances)."""
-    if min_share >= 1.0:
-        return [(0, length) for length in lengths]
-    windows = []
-    for length in lengths:
-        share = min_share + (1.0 - min_share) * float(torch.rand((), generator=generator))
-        width = max(1, min(length, round(share * length)))
-        start = int(torch.randint(0, length - width + 1, (1,), generator=generator))
-        windows.append((start, start + width))
-    return windows
-
-
-def mix_batch(feats: torch.Tensor, lengths: torch.Tensor, alpha: float,
-              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """Mixup (Zhang et al., ICLR 2018) within a batch: each utterance is blended with
-    another of the batch, weight lam ~ Beta(alpha, alpha). Batches hold utterances of
-    similar length; the mix is as long as the longer of the two (padding is 0, the mean
-    after normalisation). Returns the mixed batch, its lengths, the partner of each row
-    and lam; the loss is lam * CE(y) + (1 - lam) * CE(y[partner])."""
-    gamma = torch.distributions.Gamma(torch.tensor([alpha, alpha]), torch.tensor([1.0, 1.0]))
-    # Gamma sampling has no generator argument: draw it from a fork seeded by ``generator``.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-        draws = gamma.sample()
-    lam = float(draws[0] / draws.sum())
-    partner = torch.randperm(feats.size(0), generator=generator)
-    mixed = lam * feats + (1.0 - lam) * feats[partner]
-    return mixed, torch.maximum(lengths, lengths[partner]), partner, lam
-
-
-class _ReverseGradient(torch.autograd.Function):
-    """Identity forward; the gradient times -scale backward (Ganin & Lempitsky, 2015)."""
-
-    @staticmethod
-    def forward(ctx, x, scale: float):
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return -ctx.scale * grad, None
-
-
-class SpeakerAdversary(nn.Module):
-    """Classifies the training speaker from what the model's head reads (the pooled
-    vector) through a gradient reversal: the encoder learns to hide the speaker, the
-    cue that does not carry over to a held-out one. Used in training only; the
-    exported model is unchanged."""
-
-    def __init__(self, model: nn.Module, num_speakers: int, hidden: int = 128):
-        super().__init__()
-        size = model.head[1].in_features
-        self.classifier = nn.Sequential(nn.Linear(size, hidden), nn.ReLU(), nn.Linear(hidden, num_speakers))
-        self.pooled: torch.Tensor | None = None
-        model.head.register_forward_pre_hook(self._keep)
-
-    def _keep(self, _module, inputs):
-        self.pooled = inputs[0]
-
-    def forward(self, scale: float) -> torch.Tensor:
-        """Speaker logits of the pooled vectors of the model's last forward pass."""
-        return self.classifier(_ReverseGradient.apply(self.pooled, scale))
-
-
-def adversary_scale(progress: float) -> float:
-    """DANN's ramp from 0 to 1 over training: the speaker branch weighs in once the
-    emotion branch has started to learn."""
-    return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
-
-
 @torch.no_grad()
 def predict(model: nn.Module, data: Utterances, batch_size: int, device: str) -> np.ndarray:
     """Posteriors (utterances, classes) in the order of ``data``."""
@@ -340,32 +146,9 @@ def predict(model: nn.Module, data: Utterances, batch_size: int, device: str) ->
     return posteriors
 
 
-def copy_factors(ids) -> list[str]:
-    """The speed factors of the copies (``sp<factor>-<utt>``) among ``ids``, in order."""
-    return sorted({m.group(1) for m in map(SPEED_PERTURBED.fullmatch, ids) if m}, key=float)
-
-
-def average_with_copies(ids: list[str], posteriors: np.ndarray, copy_ids: list[str],
-                        copy_posteriors: np.ndarray) -> np.ndarray:
-    """Test-time augmentation: each utterance's posteriors averaged with those of its own
-    speed-perturbed copies (``sp<factor>-<utt>`` in ``copy_ids``); an utterance without
-    copies keeps its own."""
-    row = {utt: i for i, utt in enumerate(ids)}
-    total = np.asarray(posteriors, dtype=np.float64).copy()
-    counts = np.ones(len(ids))
-    for key, post in zip(copy_ids, copy_posteriors):
-        match = SPEED_PERTURBED.fullmatch(key)
-        if match is None or match.group(2) not in row:
-            raise SerError(f"{key}: not a speed-perturbed copy (sp<factor>-<utt>) of a scored utterance")
-        total[row[match.group(2)]] += post
-        counts[row[match.group(2)]] += 1
-    return (total / counts[:, None]).astype(np.float32)
-
-
 def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def plot_learning_curve(history: list[dict], path: Path, title: str, selected: dict | None = None) -> None:
@@ -442,42 +225,26 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
     torch.manual_seed(config.seed)
     model = build_model(input_dim=train.feats[0].shape[1], num_classes=len(labels),
                         **model_config).to(config.device)
-    adversary, speaker_ids = None, []
-    if config.speaker_adversary > 0:
-        if train.speakers is None:
-            raise SerError(f"{out_dir}: speaker_adversary needs the training utterances' speakers")
-        speakers = sorted(set(train.speakers))
-        if len(speakers) < 2:
-            raise SerError(f"{out_dir}: speaker_adversary needs at least 2 training speakers, got {speakers}")
-        speaker_ids = [speakers.index(s) for s in train.speakers]
-        adversary = SpeakerAdversary(model, len(speakers)).to(config.device)
-    parameters = list(model.parameters()) + (list(adversary.parameters()) if adversary else [])
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    optimizer = optimizer_class(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = optimizer_class(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     lengths = [f.shape[0] for f in train.feats]
-    copies = copies_of_originals(train.ids) if config.copy_share < 1.0 else {}
-    # Always the same number of examples per epoch: the schedule's step count is known in advance.
-    epoch_size = len(train) - sum(len(m) - copies_drawn(len(m), config.copy_share) for m in copies.values())
-    steps_per_epoch = math.ceil(epoch_size / config.batch_size)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     warmup_steps = min(total_steps, round(config.warmup_epochs * steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total_steps, warmup_steps, config.scheduler))
-    weight = class_weights(train.labels, len(labels), config.class_weight)
-    loss_fn = nn.CrossEntropyLoss(weight=None if weight is None else weight.to(config.device),
-                                  label_smoothing=config.label_smoothing)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     history: list[dict] = []
     best: dict | None = None
     recent: list[dict] = []  # weights of the last average_epochs epochs (select=average)
     checkpoint_path = out_dir / "checkpoint.pt"
     if checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location=config.device, weights_only=False)
-        if with_neutral_options(state["train_config"], asdict(config)) != asdict(config) or state["model_config"] != model.config:
+        if (without_retired_options(state["train_config"]) != asdict(config)
+                or state["model_config"] != model.config):
             raise SerError(f"{checkpoint_path}: written with other settings; remove {out_dir} "
                            "to train again with the new ones")
         model.load_state_dict(state["model"])
-        if adversary is not None:
-            adversary.load_state_dict(state["adversary"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
@@ -492,47 +259,27 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
         model.train()
         total_loss, correct = 0.0, 0
         epoch_seed = config.seed * 100003 + epoch
-        # Its own generator: copy_share 1 leaves the batches exactly as they were before it existed.
-        examples = epoch_examples(len(train), copies, config.copy_share, random.Random(epoch_seed + 7919))
-        example_lengths = [lengths[i] for i in examples]
         if config.batch_pool > 0:
-            batches = pooled_batches(example_lengths, config.batch_size, config.batch_pool, random.Random(epoch_seed))
+            batches = pooled_batches(lengths, config.batch_size, config.batch_pool, random.Random(epoch_seed))
         else:
-            batches = bucketed_batches(example_lengths, config.batch_size, random.Random(epoch_seed))
-        batches = [[examples[i] for i in batch] for batch in batches]
+            batches = bucketed_batches(lengths, config.batch_size, random.Random(epoch_seed))
         mask_rng = torch.Generator().manual_seed(epoch_seed)
-        for step, indices in enumerate(tqdm(batches, desc=f"epoch {epoch}", leave=False, mininterval=10)):
-            windows = crop_windows([lengths[i] for i in indices], config.crop_share, mask_rng)
-            feats, lens, targets = collate(train, indices, "cpu", windows)
+        for indices in tqdm(batches, desc=f"epoch {epoch}", leave=False, mininterval=10):
+            feats, lens, targets = collate(train, indices, "cpu")
             if config.time_masks or config.feat_masks:
                 mask_batch(feats, lens, config, mask_rng)
-            partner, lam = None, 1.0
-            if config.mixup_alpha > 0:
-                feats, lens, partner, lam = mix_batch(feats, lens, config.mixup_alpha, mask_rng)
             feats, lens, targets = feats.to(config.device), lens.to(config.device), targets.to(config.device)
             logits = model(feats, lens)
             loss = loss_fn(logits, targets)
-            if partner is not None:
-                loss = lam * loss + (1.0 - lam) * loss_fn(logits, targets[partner.to(config.device)])
-            if adversary is not None:
-                progress = (epoch - 1 + step / len(batches)) / config.epochs
-                speaker_logits = adversary(config.speaker_adversary * adversary_scale(progress))
-                speaker_targets = torch.tensor([speaker_ids[i] for i in indices], device=config.device)
-                speaker_loss = nn.functional.cross_entropy(speaker_logits, speaker_targets)
-                if partner is not None:
-                    speaker_loss = lam * speaker_loss + (1.0 - lam) * nn.functional.cross_entropy(
-                        speaker_logits, speaker_targets[partner.to(config.device)])
-                loss = loss + speaker_loss
             optimizer.zero_grad()
             loss.backward()
             if config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             scheduler.step()
-            total_loss += (loss.item() - (speaker_loss.item() if adversary is not None else 0.0)) * len(indices)
-            dominant = targets if partner is None or lam >= 0.5 else targets[partner.to(config.device)]
-            correct += int((logits.argmax(-1) == dominant).sum())
-        entry = {"epoch": epoch, "train_loss": total_loss / len(examples), "train_acc": correct / len(examples),
+            total_loss += loss.item() * len(indices)
+            correct += int((logits.argmax(-1) == targets).sum())
+        entry = {"epoch": epoch, "train_loss": total_loss / len(train), "train_acc": correct / len(train),
                  **_evaluate(model, valid, labels, config), "lr": optimizer.param_groups[0]["lr"],
                  "seconds": round(time.time() - start, 2)}
         history.append(entry)
@@ -547,7 +294,6 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
                      epoch, config.epochs, entry["train_loss"], entry["train_acc"], entry["valid_loss"],
                      entry["valid_uar"], " *" if improved else "", entry["seconds"])
         _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                      "adversary": adversary.state_dict() if adversary is not None else None,
                       "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
                       "history": history, "best": best, "recent": recent,
                       "train_config": asdict(config), "model_config": model.config}, checkpoint_path)
@@ -560,7 +306,7 @@ def train_fold(out_dir: Path, train: Utterances, valid: Utterances, labels: list
                       "epoch": config.epochs, "averaged": best["averaged"]}, out_dir / "best.pt")
         logging.info("average of epochs %d-%d: valid_loss %.4f valid_uar %.3f", first, config.epochs,
                      best["valid_loss"], best["valid_uar"])
-    (out_dir / "history.json").write_text(json.dumps({"history": history, "selected": best}, indent=1) + "\n")
+    atomic_write_text(out_dir / "history.json", json.dumps({"history": history, "selected": best}, indent=1) + "\n")
     plot_learning_curve(history, out_dir / "learning_curve.png", title, best)
     return best
 
@@ -570,7 +316,10 @@ def load_fold_data(data: DataDir, feat_dir: Path, utts: list[str], normalizer: N
     """The features of ``utts`` (those extracted), normalised. With ``perturbed_scp``
     (a feats.scp of speed-perturbed copies keyed ``sp0.9-<utt>``, ``sp1.1-<utt>``), the
     copies of ``utts`` are appended: pass it for a fold's training list only."""
-    utterances = Utterances.load(utts, read_table(feat_dir / "feats.scp"), data, normalizer)
+    feats_scp = read_table(feat_dir / "feats.scp")
+    ids = [u for u in utts if u in feats_scp]  # failed extractions are left out
+    utterances = Utterances(ids, [normalizer(kaldiio.load_mat(feats_scp[u]), data.utt2spk[u]) for u in ids],
+                            [data.label(u) for u in ids])
     if perturbed_scp is not None:
         utterances = utterances + load_perturbed(data, perturbed_scp, utterances.ids, normalizer)
     return utterances
@@ -583,17 +332,16 @@ def load_perturbed(data: DataDir, perturbed_scp: Path, utts: list[str], normaliz
     wanted = set(utts)
     copies: dict[str, list[tuple[str, str]]] = {}
     for key, ark in read_table(perturbed_scp).items():
-        match = SPEED_PERTURBED.fullmatch(key)
-        if match and match.group(2) in wanted:
-            copies.setdefault(match.group(2), []).append((key, ark))
+        original = (original_of(key) or (None, None))[1]
+        if original in wanted:
+            copies.setdefault(original, []).append((key, ark))
     if utts and not copies:
         raise SerError(f"{perturbed_scp}: no speed-perturbed copy (sp<factor>-<utt>) "
                        f"of any of the {len(utts)} utterances asked for")
-    ids, feats, labels, speakers = [], [], [], []
+    ids, feats, labels = [], [], []
     for utt in utts:
         for key, ark in copies.get(utt, []):
             ids.append(key)
             feats.append(normalizer(kaldiio.load_mat(ark), data.utt2spk[utt]))
             labels.append(data.label(utt))
-            speakers.append(data.utt2spk[utt])
-    return Utterances(ids, feats, labels, speakers)
+    return Utterances(ids, feats, labels)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Exports a trained run as a self-contained model bundle (ser/bundle.py): TorchScript
+# Exports a trained run as a self-contained model bundle (ser/export.py): TorchScript
 # and ONNX model (svm runs: svm.joblib), feature extractor and its files, normalisation statistics, labels, settings,
 # the system's cross-validation results and SHA256SUMS.
 set -euo pipefail

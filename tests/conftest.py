@@ -39,13 +39,13 @@ def copy_recipe(dest: Path) -> Path:
 
 
 def toy_utterances(n: int, seed: int):
-    """``n`` utterances of 6-29 random 4-dim frames, 3 emotions shifted apart, 4 speakers."""
+    """``n`` utterances of 6-29 random 4-dim frames, 3 emotions shifted apart."""
     import numpy as np
-    from ser.train import Utterances
+    from ser.batching import Utterances
     rng = np.random.default_rng(seed)
     labels = [i % 3 for i in range(n)]
     feats = [(rng.normal(size=(int(rng.integers(6, 30)), 4)) + label).astype(np.float32) for label in labels]
-    return Utterances([f"u{i}" for i in range(n)], feats, labels, [f"spk{i % 4}" for i in range(n)])
+    return Utterances([f"u{i}" for i in range(n)], feats, labels)
 
 
 def run_recipe(recipe: Path, *args: str, env: dict | None = None, check: bool = True,

@@ -178,7 +178,7 @@ def test_enterface_irregular_names(enterface):
     assert "subject23-sad-4" in (output / "enterface_excluded.txt").read_text()
     info = sf.info(str(output / "wav" / "subject01-angry-1.wav"))
     assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
-    assert not list((output / "wav").glob("*.partial"))
+    assert not list((output / "wav").glob("*.tmp"))
 
 
 def test_enterface_extracts_once(enterface, tmp_path):

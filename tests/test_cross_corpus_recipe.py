@@ -62,6 +62,7 @@ def test_synth_to_casia_trains_on_shared_classes_and_reports_the_rest(recipe):
     assert "are complete with these settings; skipping" in again.stderr
 
 
+@pytest.mark.slow
 def test_casia_to_synth_uses_test_corpus_statistics_only_when_asked(recipe):
     recipe, casia = recipe
     args = ("--corpus", "casia", "--casia-dir", str(casia), "--test-corpus", "synth", "--stage", "1",

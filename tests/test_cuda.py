@@ -15,7 +15,8 @@ import torch
 
 from conftest import ROOT, toy_utterances
 from ser.model import MODEL_VARIANTS, build_model, load_model_config
-from ser.train import TrainConfig, Utterances, predict, train_fold
+from ser.batching import Utterances
+from ser.train import TrainConfig, predict, train_fold
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -61,10 +62,9 @@ def test_each_variant_computes_the_same_on_cuda_as_on_the_cpu(variant):
 def test_training_with_every_option_runs_on_cuda_and_the_model_loads_on_the_cpu(tmp_path, variant):
     train, valid = toy_utterances(48, 0), toy_utterances(12, 1)
     copies = Utterances([f"sp{f}-{u}" for f in ("0.9", "1.1") for u in train.ids],
-                        [x * 1.05 for x in train.feats] * 2, train.labels * 2, train.speakers * 2)
+                        [x * 1.05 for x in train.feats] * 2, train.labels * 2)
     config = TrainConfig.from_dict({"epochs": 3, "batch_size": 8, "batch_pool": 2, "warmup_epochs": 1,
-                                    "crop_share": 0.7, "copy_share": 0.5, "mixup_alpha": 0.4,
-                                    "speaker_adversary": 0.5, "average_epochs": 2, "device": "cuda"})
+                                    "time_masks": 1, "feat_masks": 1, "average_epochs": 2, "device": "cuda"})
     model_config = _model_config(variant, frame_stack=2)
     chosen = train_fold(tmp_path, train + copies, valid, ["a", "b", "c"], model_config, config)
     assert 0.0 <= chosen["valid_uar"] <= 1.0

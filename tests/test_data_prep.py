@@ -13,7 +13,7 @@ import pytest
 
 from ser.audio import load_audio, wav_scp_entry
 from ser.bin import compute_feats, infer, prepare_data
-from ser.bundle import Prediction
+from ser.inference import Prediction
 from ser.cmvn import Normalizer, accumulate, save_stats
 from ser.corpora.casia import prepare_casia
 from ser.datadir import read_data_dir, read_table, validate_data_dir, write_data_dir

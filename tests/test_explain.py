@@ -89,6 +89,7 @@ def test_feature_group_shares_and_time_profile():
         explain_batch(build_model(93, 4, "lstm_at", hidden_size=8, num_layers=1), feats, {})
 
 
+@pytest.mark.slow
 def test_explain_draws_and_writes_weights(attention_bundle, tiny_recipe, tmp_path, capsys):
     wavs = read_data_dir(tiny_recipe / "data" / "synth").wav
     utts = list(wavs)[:3]
@@ -113,6 +114,7 @@ def test_explain_draws_and_writes_weights(attention_bundle, tiny_recipe, tmp_pat
     assert data["picture"] == pngs[0].name and data["emotion"] in data["posteriors"]
 
 
+@pytest.mark.slow
 def test_inputs_that_flatten_alike_keep_their_own_outputs(attention_bundle, tiny_recipe, tmp_path, capsys):
     # x/y_z.wav and x_y/z.wav both flatten to x_y_z.wav: explain and the timeline
     # pictures of infer --segments --plot keep one file each, none overwritten.
@@ -133,6 +135,7 @@ def test_inputs_that_flatten_alike_keep_their_own_outputs(attention_bundle, tiny
     assert len(list((tmp_path / "plots").glob("*.png"))) == 2
 
 
+@pytest.mark.slow
 def test_explain_reports_bad_files_as_infer_does(attention_bundle, tiny_recipe, tmp_path, capsys):
     good = next(iter(read_data_dir(tiny_recipe / "data" / "synth").wav.values()))
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF not really a wav file" * 40)
@@ -148,6 +151,7 @@ def test_explain_reports_bad_files_as_infer_does(attention_bundle, tiny_recipe, 
     assert [p.name for p in (tmp_path / "ex").glob("*.png")] != []  # the good file is still explained
 
 
+@pytest.mark.slow
 def test_explain_refuses_a_model_without_attention(tiny_recipe, tmp_path, capsys):
     run_recipe(tiny_recipe, "--stage", "7", "--stop-stage", "7", *TINY)  # lstm: no attention
     wav = next(iter(read_data_dir(tiny_recipe / "data" / "synth").wav.values()))
@@ -157,6 +161,7 @@ def test_explain_refuses_a_model_without_attention(tiny_recipe, tmp_path, capsys
     assert "model 'lstm' has no attention layer to show; explain works with lstm_t, lstm_f" in err
 
 
+@pytest.mark.slow
 def test_stage6_writes_attention_per_fold_and_links_it(attention_bundle, tiny_recipe):
     system = tiny_recipe / ATTENTION_SYSTEM
     emotions = read_data_dir(tiny_recipe / "data" / "synth").emotions

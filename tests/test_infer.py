@@ -4,11 +4,13 @@ handles bad, stereo 44.1 kHz, long and many files."""
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import logging
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +22,14 @@ from scipy.signal import resample_poly
 from conftest import ROOT, TINY, TINY_SYSTEM, build_once, run_recipe
 from ser import EmotionClassifier
 from ser.audio import SAMPLE_RATE, load_audio
+from ser.bin.infer import get_parser
 from ser.bin.infer import main as infer_main
-from ser.bundle import load_extractor, save_extractor, script_model
 from ser.cmvn import Normalizer
 from ser.datadir import read_data_dir
 from ser.errors import SerError
+from ser.export import save_extractor, script_model
 from ser.features import build_extractor
+from ser.inference import load_extractor
 from ser.model import MODEL_VARIANTS, build_model
 from ser.train import load_fold_data, predict
 
@@ -60,6 +64,7 @@ def matrix(predictions, labels) -> np.ndarray:
     return np.array([[p.posteriors[label] for label in labels] for p in predictions])
 
 
+@pytest.mark.slow
 def test_bundle_predicts_as_the_recipe_scores(tiny_recipe, bundle, classifier):
     data = read_data_dir(tiny_recipe / "data" / "synth")
     best = torch.load(tiny_recipe / SYSTEM / "final_train/seed1/fold1/best.pt", weights_only=True)
@@ -94,6 +99,7 @@ def test_torchscript_matches_eager_model_for_any_length(variant):
             torch.testing.assert_close(scripted(feats, lengths), model(feats, lengths), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_bundle_loads_without_the_recipe(tiny_recipe, bundle, classifier, wavs, tmp_path):
     wav = next(iter(wavs.values()))
     shutil.copytree(bundle, tmp_path / "bundle")
@@ -169,6 +175,7 @@ def test_a_truncated_wav_is_classified_with_a_warning(bundle, wavs, tmp_path, ca
     assert warned[0].endswith("; classified on what it holds")
 
 
+@pytest.mark.slow
 def test_batch_and_single_file_inference_agree(tiny_recipe, bundle, classifier, wavs, tmp_path, capsys):
     utts = list(wavs)[:12]
     single = [classifier.predict(wavs[u]) for u in utts]
@@ -199,6 +206,22 @@ def test_long_file_is_classified_in_chunks(bundle, classifier, wavs, tmp_path, c
                                matrix(chunks, classifier.labels).mean(0), atol=1e-6)
     status, out, _ = infer(capsys, "--model", bundle, tmp_path / "long.wav")
     assert status == 0 and len(out.splitlines()) == 2  # header and one line
+
+
+def test_the_runtime_loads_without_the_trainer_and_the_exporter():
+    check = ("import sys, ser.bin.infer; loaded = [m for m in ('ser.train', 'ser.export', 'ser.model') "
+             "if m in sys.modules]; assert not loaded, loaded")
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+
+
+def test_ser_infer_takes_the_classifiers_defaults():
+    defaults = inspect.signature(EmotionClassifier.__init__).parameters
+    parser = get_parser()
+    for option in ("batch_size", "chunk_seconds", "chunk_overlap"):
+        assert parser.get_default(option) == defaults[option].default
+    with pytest.raises(SerError, match="batch size must be positive"):
+        EmotionClassifier(Path("."), None, None, Normalizer("none"), {"labels": [], "model": {}}, batch_size=0)
 
 
 def test_tampered_bundle_is_refused(bundle, wavs, tmp_path, capsys):

@@ -13,7 +13,8 @@ import torch
 
 from ser import EmotionClassifier
 from ser.bin.infer import main as infer_main
-from ser.bundle import ONNX_FILE, _softmax, export_onnx, onnx_session, script_model, window_starts
+from ser.export import export_onnx, script_model
+from ser.inference import ONNX_FILE, onnx_session, softmax, window_starts
 from ser.datadir import read_data_dir
 from ser.errors import SerError
 from ser.model import MODEL_VARIANTS, build_model
@@ -43,11 +44,12 @@ def test_onnx_and_torchscript_agree_for_any_batch_and_length(variant, tmp_path):
         feats = torch.randn(len(lengths), int(lengths.max()), 93, generator=generator)
         with torch.no_grad():
             expected = torch.softmax(scripted(feats, lengths), -1).numpy()
-        got = _softmax(session.run(None, {"feats": feats.numpy(), "lengths": lengths.numpy()})[0])
+        got = softmax(session.run(None, {"feats": feats.numpy(), "lengths": lengths.numpy()})[0])
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
         assert got.shape == (len(lengths), 6)
 
 
+@pytest.mark.slow
 def test_onnx_backend_matches_torchscript_on_audio(attention_bundle, tiny_recipe, capsys, tmp_path):
     assert json.loads((attention_bundle / "bundle.json").read_text())["model"]["onnx"] == ONNX_FILE
     assert f"  {ONNX_FILE}\n" in (attention_bundle / "SHA256SUMS").read_text()
@@ -113,6 +115,7 @@ def sad_then_angry(synth_svm_bundle, tiny_recipe, tmp_path_factory):
     return out, join
 
 
+@pytest.mark.slow
 def test_segments_follow_a_change_of_emotion(synth_svm_bundle, sad_then_angry, tmp_path, capsys):
     wav, join = sad_then_angry
     status, out, err = cli(capsys, "--model", synth_svm_bundle, "--segments", "--plot", tmp_path / "plots", wav)

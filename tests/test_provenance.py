@@ -257,36 +257,36 @@ def test_corpus_under_a_path_with_spaces_runs_end_to_end(tiny_recipe, tmp_path):
     assert len(read_table(recipe / "data/synth/feats/fbank/feats.scp")) == 72
 
 
-def test_a_record_older_than_a_training_option_matches_only_its_neutral_value():
+def test_a_record_holding_the_retired_options_matches_only_at_their_no_op_values():
     from ser.bin.train import same_record
-    from ser.train import NEUTRAL_OPTIONS
+    from ser.train import RETIRED_OPTIONS
 
-    now = {"model_config": {"variant": "lstm_tf_at"}, "inputs": {"data": "abc"},
-           "train_config": {"lr": 0.002, **NEUTRAL_OPTIONS}}
-    older = {**now, "train_config": {"lr": 0.002}}  # recorded before the options existed
+    now = {"model_config": {"variant": "lstm_tf_at"}, "inputs": {"data": "abc"}, "train_config": {"lr": 0.002}}
+    older = {**now, "train_config": {"lr": 0.002, **RETIRED_OPTIONS}}  # recorded before their removal
     assert same_record(older, now) and same_record(now, now)
     for option, value in (("crop_share", 0.6), ("mixup_alpha", 0.2), ("speaker_adversary", 1.0)):
-        assert not same_record(older, {**now, "train_config": {**now["train_config"], option: value}})
+        assert not same_record({**older, "train_config": {**older["train_config"], option: value}}, now)
     assert not same_record({**older, "inputs": {"data": "other"}}, now)
     assert not same_record({**older, "train_config": {"lr": 0.001}}, now)
     assert not same_record(None, now)
 
 
 @pytest.mark.slow
-def test_runs_recorded_before_a_new_option_are_scored_not_retrained(tiny_recipe, tmp_path):
+def test_runs_recorded_before_the_retired_options_went_are_scored_not_retrained(tiny_recipe, tmp_path):
+    from ser.train import RETIRED_OPTIONS
+
     recipe = clone_trained(tiny_recipe, tmp_path / "recipe")
     run = recipe / SYSTEM / "loso/seed1/fold1"
     record = json.loads((run / ".done").read_text())
-    for option in ("crop_share", "mixup_alpha", "speaker_adversary"):
-        del record["train_config"][option]
+    record["train_config"].update(RETIRED_OPTIONS)
     (run / ".done").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     out = run_recipe(recipe, "--stage", "5", "--stop-stage", "6", *TINY)
     assert "are complete with these settings; skipping" in out.stderr and "training 1 run" not in out.stderr
     assert json.loads((run / "results.json").read_text())["run_record"]  # scored
-    opts = list(TINY)
-    opts[opts.index("--train-opts") + 1] += " mixup_alpha=0.2"
-    out = run_recipe(recipe, "--stage", "6", "--stop-stage", "6", *opts, check=False)
-    assert out.returncode != 0  # another name, never trained: nothing is handed back
+    record["train_config"]["mixup_alpha"] = 0.2  # trained with mixup: not these settings
+    (run / ".done").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    out = run_recipe(recipe, "--stage", "5", "--stop-stage", "6", *TINY, check=False)
+    assert out.returncode != 0 and "made from other inputs or settings" in out.stderr
 
 
 @pytest.mark.slow

@@ -13,11 +13,12 @@ import soundfile as sf
 
 from conftest import TINY, run_recipe
 from ser.audio import load_audio, speed_perturbed_entry
-from ser.bin.perturb_wav_scp import AUTO_FACTORS, factors_tag, perturb_wav_scp, split_factors
-from ser.train import average_with_copies, load_perturbed
 from ser.cmvn import Normalizer
 from ser.datadir import DataDir
 from ser.errors import SerError
+from ser.speed import (AUTO_FACTORS, average_with_copies, copy_factors, factors_tag, original_of, perturb_wav_scp,
+                       perturbed_id, split_factors)
+from ser.train import load_perturbed
 
 
 def test_ids_and_entries_cannot_be_taken_for_originals(tmp_path):
@@ -37,6 +38,19 @@ def test_ids_and_entries_cannot_be_taken_for_originals(tmp_path):
     for bad in (["1.0"], ["3"], ["fast"]):
         with pytest.raises(SerError, match="speed factor"):
             perturb_wav_scp({"u": str(wav)}, bad)
+
+
+def test_a_copys_id_reads_back_as_its_factor_and_original():
+    for utt in ("spk1-u1", "sp0.9-u", "a b"):
+        for factor in ("0.9", "1.15", "2"):
+            assert original_of(perturbed_id(utt, factor)) == (factor, utt)
+    # Originals, Kaldi-style ids that start with "sp" included, are no copies.
+    for original in ("spk1-u1", "sp-u1", "sp0.9", "u1", "spx0.9-u1"):
+        assert original_of(original) is None
+    assert copy_factors(["u", "sp1.1-u", "sp0.8-u", "sp1.1-v", "spk1-u"]) == ["0.8", "1.1"]
+    for bad in (".9", "0.9e0"):  # factors sox takes whose ids would not read back
+        with pytest.raises(SerError, match=f"speed factor '{bad}'"):
+            perturbed_id("u", bad)
 
 
 def test_factors_name_the_copies_and_auto_is_the_recipe_default():
@@ -110,6 +124,7 @@ COPIES[COPIES.index("--speed-perturb") + 1] = "0.9 1.1"
 COPIES_SYSTEM = "exp/synth/fbank_lstm_cmvn-train_sp0.9_1.1_hidden_size32_num_layers1_batch_size16_epochs2"
 
 
+@pytest.mark.slow
 def test_systems_trained_with_copies_are_scored_with_the_test_utterances_copies(tiny_recipe):
     opts = COPIES
     out = run_recipe(tiny_recipe, "--stage", "3", "--stop-stage", "6", *opts)
@@ -144,9 +159,12 @@ def test_a_summary_of_runs_scored_partly_with_test_copies_says_so():
     assert mixed["mixed_scoring"] == "1 of 2 runs" and "uar_originals_only" not in mixed
 
 
+@pytest.mark.slow
 def test_the_bundle_of_a_run_with_copies_classifies_as_stage_6_scores(tiny_recipe, tmp_path, capsys, monkeypatch):
     from ser.bin.infer import main as infer_main
-    from ser.bundle import EmotionClassifier, export_bundle, trained_copy_factors
+    from ser.export import export_bundle
+    from ser.inference import EmotionClassifier
+    from ser.speed import trained_copy_factors
     from ser.datadir import read_data_dir
 
     run_recipe(tiny_recipe, "--stage", "3", "--stop-stage", "6", *COPIES)  # nothing to do after the test above
@@ -188,6 +206,7 @@ def test_the_bundle_of_a_run_with_copies_classifies_as_stage_6_scores(tiny_recip
     assert exit_info.value.code == 2 and "speed factor 'fast'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_training_refuses_copies_whose_feature_stage_did_not_finish(tiny_recipe, tmp_path, capsys, monkeypatch):
     """An interrupted stage 3 leaves the copies' dir without .done (or feats.scp): stage 5
     says so before any task starts."""

@@ -16,7 +16,7 @@ from ser.cmvn import Normalizer, accumulate, save_stats
 from ser.errors import AudioError, SerError
 from ser.features import build_extractor, extract_features, feature_names, frame_length
 from ser.svm import DEFAULTS, check_config, load_svm, train_svm, utterance_matrix
-from ser.train import Utterances
+from ser.batching import Utterances
 
 LABELS = ["angry", "neutral", "sad"]
 GRID = {"c_grid": [1e-3, 1e-2, 1e-1, 1.0]}
@@ -343,6 +343,6 @@ def test_tampered_or_incomplete_svm_bundle_is_refused(svm_run, svm_bundle, tmp_p
     # A run marked svm without its model cannot be exported.
     broken = shutil.copytree(svm_run, tmp_path / "run")
     (broken / "svm.joblib").unlink()
-    from ser.bundle import export_bundle
+    from ser.export import export_bundle
     with pytest.raises(SerError, match="no trained SVM"):
         export_bundle(broken, tmp_path / "out")

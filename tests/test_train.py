@@ -1,12 +1,11 @@
 """Training: a killed run resumes from its checkpoint and ends with the same model
 as an uninterrupted one; the same seed gives the same result. Then the pieces of
-ser/train.py in-process: defaults, batches, schedule, masks, speed-perturbed copies."""
+ser/train.py in-process: defaults, schedule, masks, retired options, speed-perturbed copies."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-import random
 import re
 import signal
 import subprocess
@@ -24,9 +23,8 @@ from conftest import ROOT, toy_utterances
 from ser.cmvn import Normalizer
 from ser.datadir import DataDir
 from ser.errors import SerError
-from ser.train import (TrainConfig, Utterances, class_weights, collate, copies_of_originals, crop_windows,
-                       epoch_examples,
-                       load_fold_data, lr_factor, mask_batch, mix_batch, pooled_batches, train_fold)
+from ser.train import (RETIRED_OPTIONS, TrainConfig, load_fold_data, lr_factor, mask_batch, train_fold,
+                       without_retired_options)
 
 EPOCHS = 10  # room for the kill to land mid-training on a fast machine
 
@@ -51,6 +49,7 @@ def weights(out):
     return torch.load(out / "best.pt", weights_only=False)["model"]
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_the_same_model(tiny_recipe, tmp_path):
     whole = tmp_path / "whole"
     assert run(train_cmd(tiny_recipe, whole)).returncode == 0
@@ -78,6 +77,7 @@ def test_resume_after_kill_gives_the_same_model(tiny_recipe, tmp_path):
         assert torch.equal(tensor, weights(killed)[name]), name
 
 
+@pytest.mark.slow
 def test_changed_settings_do_not_resume_silently(tiny_recipe, tmp_path):
     out_dir = tmp_path / "run"
     cmd = train_cmd(tiny_recipe, out_dir)
@@ -115,23 +115,6 @@ def test_training_defaults_live_in_conf_train_yaml_only(tmp_path):
         TrainConfig.from_dict({}, defaults=partial)
 
 
-def test_pooled_batches_cover_every_utterance_once_and_change_every_epoch():
-    rng = random.Random(0)
-    lengths = [rng.randint(10, 300) for _ in range(103)]
-    first = pooled_batches(lengths, 8, 4, random.Random(1))
-    assert sorted(i for b in first for i in b) == list(range(103))
-    assert len(first) == 13 and sorted(len(b) for b in first)[1:] == [8] * 12
-    second = pooled_batches(lengths, 8, 4, random.Random(2))
-    assert {tuple(sorted(b)) for b in first} != {tuple(sorted(b)) for b in second}
-    assert first == pooled_batches(lengths, 8, 4, random.Random(1))  # (seed, epoch) decides
-    # Grouped by length: far less padding than random batches.
-    def padding(batches):
-        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
-    order = list(range(103))
-    random.Random(3).shuffle(order)
-    assert padding(first) < 0.5 * padding([order[i:i + 8] for i in range(0, 103, 8)])
-
-
 def test_lr_warms_up_then_decays_to_zero():
     factors = [lr_factor(step, 100, 10, "cosine") for step in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
@@ -155,151 +138,37 @@ def test_masks_touch_only_the_valid_frames():
     assert torch.equal(masked, again)
 
 
-def test_crops_are_windows_of_the_asked_share_and_repeatable():
-    lengths = [100, 40, 3, 1]
-    whole = crop_windows(lengths, 1.0, torch.Generator().manual_seed(0))
-    assert whole == [(0, 100), (0, 40), (0, 3), (0, 1)]
-    for seed in range(20):
-        windows = crop_windows(lengths, 0.5, torch.Generator().manual_seed(seed))
-        assert windows == crop_windows(lengths, 0.5, torch.Generator().manual_seed(seed))
-        for (start, end), length in zip(windows, lengths):
-            assert 0 <= start < end <= length and end - start >= min(length, round(0.5 * length))
-    starts = {crop_windows([100], 0.5, torch.Generator().manual_seed(s))[0] for s in range(20)}
-    assert len(starts) > 5  # other windows for other epochs
-    data = Utterances(["a", "b"], [np.arange(20, dtype=np.float32).reshape(10, 2),
-                                   np.ones((4, 2), dtype=np.float32)], [0, 1])
-    feats, lengths, _ = collate(data, [0, 1], "cpu", [(3, 7), (0, 2)])
-    assert lengths.tolist() == [4, 2] and feats.shape == (2, 4, 2)
-    assert torch.equal(feats[0], torch.from_numpy(data.feats[0][3:7])) and (feats[1, 2:] == 0).all()
+@pytest.mark.parametrize("option", sorted(RETIRED_OPTIONS))
+def test_retired_options_are_unknown_at_any_value(option):
+    with pytest.raises(SerError, match=f"unknown training option.*{option}"):
+        TrainConfig.from_dict({option: RETIRED_OPTIONS[option]})
 
 
-def test_mixup_blends_pairs_and_keeps_the_longer_length():
-    feats = torch.zeros(4, 6, 2)
-    for row in range(4):
-        feats[row, :3 + row] = float(row + 1)
-    lengths = torch.tensor([3, 4, 5, 6])
-    mixed, mixed_lengths, partner, lam = mix_batch(feats, lengths, 0.4, torch.Generator().manual_seed(3))
-    assert 0.0 <= lam <= 1.0 and sorted(partner.tolist()) == [0, 1, 2, 3]
-    assert torch.allclose(mixed, lam * feats + (1 - lam) * feats[partner])
-    assert mixed_lengths.tolist() == [max(a, b) for a, b in zip(lengths.tolist(), lengths[partner].tolist())]
-    again = mix_batch(feats, lengths, 0.4, torch.Generator().manual_seed(3))
-    assert torch.equal(again[0], mixed) and again[3] == lam
-    lams = {round(mix_batch(feats, lengths, 0.4, torch.Generator().manual_seed(s))[3], 6) for s in range(10)}
-    assert len(lams) > 5
+def test_a_config_recorded_before_the_retired_options_went_matches_only_at_their_no_op_values():
+    now = dataclasses.asdict(TrainConfig.from_dict({}))
+    assert without_retired_options({**now, **RETIRED_OPTIONS}) == now
+    assert without_retired_options({**now, "crop_share": 1}) == now  # 1 as written by YAML
+    for option, value in (("crop_share", 0.6), ("copy_share", 0.5), ("mixup_alpha", 0.2),
+                          ("speaker_adversary", 1.0), ("class_weight", "balanced")):
+        assert without_retired_options({**now, option: value}) != now
 
 
-def test_speaker_adversary_reverses_the_gradient_into_the_model_only():
-    from ser.model import build_model
-    from ser.train import SpeakerAdversary
-    torch.manual_seed(0)
-    model = build_model(4, 3, "lstm_tf_at", hidden_size=8, fc_dim=8).eval()  # no dropout: same forward twice
-    adversary = SpeakerAdversary(model, num_speakers=2)
-    feats, lengths = torch.randn(5, 12, 4), torch.tensor([12, 10, 9, 7, 3])
-    speakers = torch.tensor([0, 1, 0, 1, 1])
-
-    def grads(scale):
-        model.zero_grad()
-        adversary.zero_grad()
-        model(feats, lengths)
-        torch.nn.functional.cross_entropy(adversary(scale), speakers).backward()
-        return model.encoder_grad(), [p.grad.clone() for p in adversary.parameters()]
-
-    model.encoder_grad = lambda: torch.cat([p.grad.flatten() for p in model.encoder.parameters()])
-    model_plus, adversary_plus = grads(1.0)
-    model_half, adversary_half = grads(0.5)
-    # The adversary learns to tell the speakers apart (its own gradient is not reversed) ...
-    assert all(torch.allclose(a, b) for a, b in zip(adversary_plus, adversary_half))
-    # ... and the encoder gets the reversed gradient, times the scale.
-    assert torch.allclose(model_half, 0.5 * model_plus, atol=1e-7) and model_plus.abs().sum() > 0
-    with torch.no_grad():
-        pooled = adversary.pooled.clone()
-    pooled.requires_grad_(True)
-    adversary.pooled = pooled
-    torch.nn.functional.cross_entropy(adversary(1.0), speakers).backward()
-    plain = pooled.grad.clone()
-    pooled.grad = None
-    adversary.pooled = pooled
-    torch.nn.functional.cross_entropy(adversary.classifier(pooled), speakers).backward()
-    assert torch.allclose(plain, -pooled.grad)
-
-
-def test_speaker_adversary_needs_speakers(tmp_path):
-    config = TrainConfig.from_dict({"epochs": 1, "batch_size": 8, "speaker_adversary": 1.0})
-    train, valid = toy_utterances(12, 0), toy_utterances(6, 1)
+def test_a_checkpoint_written_before_the_retired_options_went_resumes(tmp_path):
+    train, valid = toy_utterances(16, 0), toy_utterances(6, 1)
     model_config = {"variant": "lstm", "hidden_size": 8, "fc_dim": 8}
-    with pytest.raises(SerError, match="speakers"):
-        train_fold(tmp_path / "a", Utterances(train.ids, train.feats, train.labels), valid, ["a", "b", "c"],
-                   model_config, config)
-    one = Utterances(train.ids, train.feats, train.labels, ["spk0"] * len(train))
-    with pytest.raises(SerError, match="at least 2 training speakers"):
-        train_fold(tmp_path / "b", one, valid, ["a", "b", "c"], model_config, config)
-
-
-@pytest.mark.parametrize("option", ["crop_share=0", "crop_share=1.5", "copy_share=0", "copy_share=1.2",
-                                    "mixup_alpha=-1", "speaker_adversary=-1"])
-def test_crop_and_mixup_options_are_checked(option):
-    key, value = option.split("=")
-    with pytest.raises(SerError, match=key):
-        TrainConfig.from_dict({key: float(value)})
-
-
-def test_balanced_class_weights_are_the_svms_and_refuse_other_modes():
-    torch.testing.assert_close(class_weights([0, 0, 0, 1, 2, 2], 4, "balanced"),
-                               torch.tensor([2 / 3, 2.0, 1.0, 0.0]))  # 6 / (3 * count); absent: 0
-    torch.testing.assert_close(class_weights([0, 1, 2] * 4, 3, "balanced"), torch.ones(3))
-    assert class_weights([0, 0, 1], 2, "none") is None
-    with pytest.raises(SerError, match="class_weight"):
-        TrainConfig.from_dict({"class_weight": "inverse"})
-
-
-def test_balanced_weights_change_training_only_where_the_emotions_are_unbalanced(tmp_path):
-    def trained(train, mode):
-        out = tmp_path / f"{len(train)}_{mode}"
-        train_fold(out, train, toy_utterances(9, 1), ["a", "b", "c"], {"variant": "lstm", "hidden_size": 8,
-                   "fc_dim": 8}, TrainConfig.from_dict({"epochs": 2, "batch_size": 8, "class_weight": mode}))
-        return weights(out)
-
-    balanced = toy_utterances(24, 0)
-    for name, value in trained(balanced, "none").items():
-        torch.testing.assert_close(trained(balanced, "balanced")[name], value, rtol=0, atol=0)
-    keep = [i for i, label in enumerate(balanced.labels) if label != 2 or i < 6]  # two of eight 2s
-    unbalanced = Utterances([balanced.ids[i] for i in keep], [balanced.feats[i] for i in keep],
-                            [balanced.labels[i] for i in keep], [balanced.speakers[i] for i in keep])
-    plain, weighted = trained(unbalanced, "none"), trained(unbalanced, "balanced")
-    assert any(not torch.equal(plain[name], weighted[name]) for name in plain)
-
-
-def test_each_epoch_trains_on_every_original_and_a_fresh_share_of_its_copies():
-    ids = ["a", "b", "c"] + [f"sp{f}-{u}" for u in ("a", "b") for f in ("0.8", "0.9", "1.1", "1.2")]
-    ids += ["sp0.9-gone"]  # a copy whose original is not trained on counts as an utterance
-    copies = copies_of_originals(ids)
-    assert copies == {0: [3, 4, 5, 6], 1: [7, 8, 9, 10]}
-    assert epoch_examples(len(ids), copies, 1.0, random.Random(0)) == list(range(len(ids)))
-    draws = [epoch_examples(len(ids), copies, 0.5, random.Random(seed)) for seed in range(20)]
-    for chosen in draws:
-        assert len(chosen) == 4 + 2 + 2 and {0, 1, 2, 11} <= set(chosen)
-        picked = [ids[i] for i in chosen if i not in (0, 1, 2, 11)]
-        assert sorted(p.split("-", 1)[1] for p in picked) == ["a", "a", "b", "b"]
-    assert len({tuple(c) for c in draws}) > 5  # other copies in other epochs
-    assert draws[3] == epoch_examples(len(ids), copies, 0.5, random.Random(3))
-    assert len(epoch_examples(len(ids), copies, 0.01, random.Random(0))) == 4 + 1 + 1  # at least one each
-
-
-def test_copy_share_trains_on_fewer_examples_per_epoch(tmp_path, monkeypatch):
-    train, valid = toy_utterances(24, 0), toy_utterances(9, 1)
-    copies = Utterances([f"sp{f}-{u}" for f in ("0.9", "1.1") for u in train.ids],
-                        [x * 1.1 for x in train.feats] * 2, train.labels * 2, train.speakers * 2)
-    config = TrainConfig.from_dict({"epochs": 2, "batch_size": 8, "copy_share": 0.5})
-    batches, collate_batch = [], train_module.collate
-
-    def counting(data, indices, *args):
-        batches.append(list(indices))
-        return collate_batch(data, indices, *args)
-    monkeypatch.setattr(train_module, "collate", counting)
-    train_fold(tmp_path / "half", train + copies, valid, ["a", "b", "c"],
-               {"variant": "lstm", "hidden_size": 8, "fc_dim": 8}, config)
-    seen = [i for batch in batches[:6] for i in batch]  # epoch 1: 24 originals + 24 copies, 6 batches
-    assert len(seen) == 48 and set(range(24)) <= set(seen) and len(set(seen)) == 48
+    short = TrainConfig.from_dict({"epochs": 1, "batch_size": 8})
+    train_fold(tmp_path / "run", train, valid, ["a", "b", "c"], model_config, short)
+    checkpoint_path = tmp_path / "run/checkpoint.pt"
+    checkpoint = torch.load(checkpoint_path, weights_only=False)
+    longer = dataclasses.replace(short, epochs=2)
+    for retired, resumes in ((RETIRED_OPTIONS, True), ({**RETIRED_OPTIONS, "mixup_alpha": 0.4}, False)):
+        torch.save({**checkpoint, "train_config": {**checkpoint["train_config"], "epochs": 2, **retired}},
+                   checkpoint_path)
+        if resumes:
+            assert train_fold(tmp_path / "run", train, valid, ["a", "b", "c"], model_config, longer)["epoch"] == 2
+        else:
+            with pytest.raises(SerError, match="written with other settings"):
+                train_fold(tmp_path / "run", train, valid, ["a", "b", "c"], model_config, longer)
 
 
 def _data_dir(tmp_path, utts):
@@ -336,15 +205,13 @@ def test_speed_perturbed_copies_of_training_utterances_only(tmp_path):
 
 @pytest.mark.parametrize("select", ["average", "uar"])
 def test_interrupted_training_resumes_to_the_same_model(tmp_path, monkeypatch, select):
-    """Scheduler, masks, crops, mixup, the speaker adversary, dropout and the averaged
-    epochs all survive a resumption."""
+    """Scheduler, masks, dropout and the averaged epochs all survive a resumption."""
     train, valid = toy_utterances(40, 0), toy_utterances(12, 1)
     model_config = {"variant": "lstm_tf_at", "hidden_size": 8, "fc_dim": 8, "frame_stack": 2,
                     "rnn_dropout": 0.2, "input_dropout": 0.1}
     config = TrainConfig.from_dict({"epochs": 5, "batch_size": 8, "batch_pool": 2, "select": select,
                                     "average_epochs": 3, "warmup_epochs": 1, "time_masks": 1,
-                                    "feat_masks": 1, "feat_mask_width": 2, "crop_share": 0.7,
-                                    "mixup_alpha": 0.4, "speaker_adversary": 0.5})
+                                    "feat_masks": 1, "feat_mask_width": 2})
     labels = ["a", "b", "c"]
     whole = train_fold(tmp_path / "whole", train, valid, labels, model_config, config)
 

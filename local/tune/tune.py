@@ -115,7 +115,8 @@ def run(args):
     import ser.train
     ser.train.build_model = stats_model_builder()
     from ser.cmvn import Normalizer, accumulate
-    from ser.train import TrainConfig, Utterances, train_fold
+    from ser.batching import Utterances
+    from ser.train import TrainConfig, train_fold
     from ser.config import parse_key_values
 
     torch.set_num_threads(1)
@@ -160,11 +161,9 @@ def run(args):
         aug = [j for j, b in enumerate(aug_base) if spk[b] not in valid_spk and args.aug
                and (not args.aug_factors or aug_ids[j].split("-", 1)[0][2:] in args.aug_factors.split())]
         aug_copies = (aug_ids, aug_base, aug_feats)
-        # The copies keep their sp<factor>-<utt> ids: copy_share draws among them by them.
         train = Utterances([ids[i] for i in tr] + [aug_ids[j] for j in aug],
                            [norm(feats[i], spk[i]) for i in tr] + [norm(aug_feats[j], spk[aug_base[j]]) for j in aug],
-                           [labels[i] for i in tr] + [labels[aug_base[j]] for j in aug],
-                           [spk[i] for i in tr] + [spk[aug_base[j]] for j in aug])
+                           [labels[i] for i in tr] + [labels[aug_base[j]] for j in aug])
         valid = Utterances([ids[i] for i in va], [norm(feats[i], spk[i]) for i in va], [labels[i] for i in va])
         config = TrainConfig.from_dict({**train_opts, "device": args.device})
         with tempfile.TemporaryDirectory() as tmp:
@@ -214,7 +213,9 @@ def test_time_augmentation(model, valid, post, aug_copies, norm, spk, emotions, 
     posteriors of their copies averaged in (all; near: 0.9/1.1 only), and on one factor's
     copies alone (only<factor>)."""
     from ser.metrics import scores
-    from ser.train import Utterances, average_with_copies, predict
+    from ser.batching import Utterances
+    from ser.speed import average_with_copies
+    from ser.train import predict
     aug_ids, aug_base, aug_feats = aug_copies
     wanted = set(valid.ids)
     js = [j for j, a in enumerate(aug_ids) if a.split("-", 1)[1] in wanted]

@@ -15,6 +15,7 @@ from pathlib import Path
 import kaldiio
 from tqdm import tqdm
 
+from ser.atomic import atomic_path
 from ser.audio import load_audio
 from ser.bin import HelpFormatter, run_tool
 from ser.config import parse_key_values
@@ -49,24 +50,23 @@ def main(argv=None) -> None:
     # config's own, so that a model trained on GPU-made features classifies on a CPU.
     device = {"device": args.device} if "device" in options else {}
     extractor = build_extractor(args.feat, **{**options, **device})
-    tmp_scp = scp.with_name(scp.name + ".tmp")
     failed, num_frames = [], []
-    with kaldiio.WriteHelper(f"ark,scp:{ark},{tmp_scp}",
-                             compression_method=2 if args.compress else None) as writer:
-        for utt, entry in tqdm(wavs.items(), desc=args.out.name, mininterval=5):
-            try:
-                feats = extract_features(extractor, load_audio(entry), entry)
-            except AudioError as err:
-                failed.append(f"{utt}\t{err.path}\t{err.reason}\n")
-                continue
-            writer(utt, feats)
-            num_frames.append(f"{utt} {feats.shape[0]}\n")
-    names = feature_names(extractor, args.feat)
-    info_path.write_text(json.dumps({"feat": args.feat, "options": options, "dim": len(names),
-                                     "frame_shift": extractor.frame_shift, "names": names}))
-    failed_path.write_text("".join(failed))
-    frames_path.write_text("".join(num_frames))
-    tmp_scp.replace(scp)
+    with atomic_path(scp) as tmp_scp:  # the split's scp, written last, says it is complete
+        with kaldiio.WriteHelper(f"ark,scp:{ark},{tmp_scp}",
+                                 compression_method=2 if args.compress else None) as writer:
+            for utt, entry in tqdm(wavs.items(), desc=args.out.name, mininterval=5):
+                try:
+                    feats = extract_features(extractor, load_audio(entry), entry)
+                except AudioError as err:
+                    failed.append(f"{utt}\t{err.path}\t{err.reason}\n")
+                    continue
+                writer(utt, feats)
+                num_frames.append(f"{utt} {feats.shape[0]}\n")
+        names = feature_names(extractor, args.feat)
+        info_path.write_text(json.dumps({"feat": args.feat, "options": options, "dim": len(names),
+                                         "frame_shift": extractor.frame_shift, "names": names}))
+        failed_path.write_text("".join(failed))
+        frames_path.write_text("".join(num_frames))
     logging.info("%s: %d utterances, %d failed", scp, len(wavs) - len(failed), len(failed))
 
 

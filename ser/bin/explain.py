@@ -10,8 +10,9 @@ and path added, so that no output overwrites another.
 
 For bundles of the attention variants (lstm_t, lstm_f, lstm_tf, lstm_tf_at). Inputs
 as for ser infer (files, directories, wav.scp). Each file is explained whole, as one
-input (ser infer averages 10 s chunks of longer files). stdout gets ser infer's CSV
-line per file; a file that cannot be used gets its error there, as with ser infer.
+input (ser infer averages chunks of longer files, --chunk-seconds). stdout gets ser
+infer's CSV line per file; a file that cannot be used gets its error there, as with
+ser infer.
 Exit status: 0 every file explained, 1 some failed, 2 usage error."""
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from pathlib import Path
 from ser.audio import SAMPLE_RATE
 from ser.bin import HelpFormatter, run_tool
 from ser.bin.infer import ResultWriter, list_inputs
-from ser.bundle import EmotionClassifier, Prediction
+from ser.inference import EmotionClassifier, Prediction
 from ser.errors import AudioError, SerError
 from ser.explain import explain_batch, explanation_json, feature_groups, plot_explanation
 from ser.features import feature_names

@@ -2,7 +2,7 @@
 TorchScript, checked against the trained one, and model.onnx, checked against the
 TorchScript; or an svm run's svm.joblib), feature
 extractor and its files, normalisation statistics, labels, settings, the system's
-cross-validation results and SHA256SUMS (ser/bundle.py)."""
+cross-validation results and SHA256SUMS (ser/export.py)."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from ser.bin import HelpFormatter, run_tool
-from ser.bundle import export_bundle
+from ser.export import export_bundle
 from ser.errors import SerError
 
 

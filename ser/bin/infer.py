@@ -8,9 +8,8 @@ reason in ``error`` and the others are still classified. Files longer than
 --chunk-seconds are classified in overlapping chunks whose posteriors are averaged.
 
 Emotion over time (--segments): each file is cut into --window-second windows every
---hop seconds (defaults 2 s and 0.5 s; the last window ends with the file) and each
-window is classified by itself: one line per window with id, start, end (seconds),
-emotion and posteriors. --plot DIR also draws a timeline per file, DIR/<id>.png, <id>
+--hop seconds (the last window ends with the file) and each window is classified by
+itself: one line per window with id, start, end (seconds), emotion and posteriors. --plot DIR also draws a timeline per file, DIR/<id>.png, <id>
 being the id with "/" and odd characters as "_", and a short hash of the id and path
 added where two inputs would otherwise share a picture (x/y_z.wav and x_y/z.wav).
 
@@ -41,7 +40,8 @@ from typing import TextIO
 from tqdm import tqdm
 
 from ser.bin import HelpFormatter, run_tool
-from ser.bundle import BACKENDS, SEGMENT_HOP, SEGMENT_WINDOW, EmotionClassifier, Prediction, Segment
+from ser.inference import (BACKENDS, BATCH_SIZE, CHUNK_OVERLAP, CHUNK_SECONDS, SEGMENT_HOP, SEGMENT_WINDOW,
+                           EmotionClassifier, Prediction, Segment)
 from ser.datadir import read_table
 from ser.errors import AudioError, SerError
 
@@ -57,9 +57,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, type=Path, help="the bundle, e.g. exp/synth/<system>/final")
     p.add_argument("--format", default="csv", choices=("csv", "json"), help="CSV or JSON lines")
     p.add_argument("--output", type=Path, help="write here instead of stdout")
-    p.add_argument("--batch-size", type=int, default=16, help="files (and chunks) per model call")
-    p.add_argument("--chunk-seconds", type=float, default=10.0, help="longer files go in chunks")
-    p.add_argument("--chunk-overlap", type=float, default=1.0, help="least overlap of chunks, seconds")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="files (and chunks) per model call")
+    p.add_argument("--chunk-seconds", type=float, default=CHUNK_SECONDS, help="longer files go in chunks")
+    p.add_argument("--chunk-overlap", type=float, default=CHUNK_OVERLAP,
+                   help="least overlap of chunks, seconds")
     p.add_argument("--device", default="cpu", help="cpu or cuda (torchscript backend)")
     p.add_argument("--backend", default="torchscript", choices=BACKENDS,
                    help="torchscript (model.pt) or onnx (model.onnx through onnxruntime)")

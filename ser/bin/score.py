@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from ser.atomic import atomic_write_text
 from ser.bin import HelpFormatter, run_tool
 from ser.cmvn import USES_TEST_SPEAKER_STATS, Normalizer
 from ser.config import load_yaml
@@ -34,7 +35,8 @@ from ser.folds import read_fold
 from ser.metrics import confusion_text, plot_confusion, scores
 from ser.model import ATTENTION_VARIANTS, build_model
 from ser.provenance import fold_lists_hash, read_record, record_id
-from ser.train import average_with_copies, copy_factors, load_fold_data, load_perturbed, predict
+from ser.speed import average_with_copies, copy_factors
+from ser.train import load_fold_data, load_perturbed, predict
 
 
 def check_record(run_dir: Path, cfg: dict, folds_dir: Path) -> dict:
@@ -122,9 +124,7 @@ def score_run(run_dir: Path, folds_dir: Path | None = None) -> dict | None:
         result["test_copies"] = copy_factors(copies.ids)
         result["num_test_copies"] = len(copies)
         result["originals_only"] = {k: alone[k] for k in ("uar", "wa", "macro_f1", "per_class_recall", "confusion")}
-    tmp = run_dir / "results.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(run_dir / "results.json")
+    atomic_write_text(run_dir / "results.json", json.dumps(result, indent=1) + "\n")
     (run_dir / "confusion.txt").write_text(confusion_text(result) + "\n")
     plot_confusion(result, run_dir / "confusion.png", title=f"{cfg['fold']} seed {result['seed']}: "
                    f"UAR {result['uar']:.1%}")

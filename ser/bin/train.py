@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ser.atomic import atomic_write_text
 from ser.bin import HelpFormatter, run_tool
 from ser.cmvn import CMVN_MODES, STATELESS_MODES, Normalizer, stats_path
 from ser.config import load_yaml, parse_key_values
@@ -27,7 +28,7 @@ from ser.folds import list_folds, read_fold
 from ser.model import build_model, load_model_config
 from ser.provenance import (code_version, differences, dump_record, fold_lists_hash, read_record,
                             record_id)
-from ser.train import TrainConfig, load_fold_data, train_fold, with_neutral_options
+from ser.train import TrainConfig, load_fold_data, train_fold, without_retired_options
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -82,11 +83,12 @@ def run_record(args, fold: str, seed: int) -> dict:
 
 
 def same_record(then: dict | None, now: dict) -> bool:
-    """``then`` (a run's .done) records the settings of ``now``; a record made before a
-    training option existed matches where ``now`` has its neutral value (ser/train.py)."""
-    if then is None or not isinstance(then.get("train_config"), dict) or "train_config" not in now:
+    """``then`` (a run's .done) records the settings of ``now``; a record made before the
+    retired training options were removed matches where it holds them at their no-op
+    values (ser/train.py)."""
+    if then is None or not isinstance(then.get("train_config"), dict):
         return then == now
-    return {**then, "train_config": with_neutral_options(then["train_config"], now["train_config"])} == now
+    return {**then, "train_config": without_retired_options(then["train_config"])} == now
 
 
 def check_model_config(model_config: dict) -> None:
@@ -133,9 +135,7 @@ def plan(args) -> None:
     if args.verify and todo:
         raise SerError(f"{len(todo)} run(s) in {args.exp_dir} are not trained with these settings, "
                        f"e.g. {todo[0].split()[2]}; run the training stage")
-    tmp = args.task_list.with_name(args.task_list.name + ".tmp")
-    tmp.write_text("".join(f"{t}\n" for t in todo))
-    tmp.replace(args.task_list)
+    atomic_write_text(args.task_list, "".join(f"{t}\n" for t in todo))
     print(len(todo))
 
 
@@ -190,8 +190,7 @@ def train(args) -> None:
     else:
         train_fold(args.out, train_part, valid, data.emotions, record["model_config"], config,
                    title=f"{args.out}")
-    (args.out / ".done.tmp").write_text(dump_record(record))
-    (args.out / ".done.tmp").replace(args.out / ".done")
+    atomic_write_text(args.out / ".done", dump_record(record))
 
 
 def main(argv=None) -> None:

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from ser.atomic import atomic_path
 from ser.corpora.common import (Utterance, build_manifests, check_corpus_dir,
                                 check_utterances, excluded_file, list_audio, write_manifests)
 from ser.errors import CorpusError, SerError
@@ -114,16 +115,17 @@ def extract_audio(video: Path, wav: Path) -> str | None:
     returns why ffmpeg failed, or None."""
     if _is_extracted(wav):
         return None
-    partial = wav.with_name(wav.name + ".partial")
-    result = subprocess.run(
-        ["ffmpeg", "-nostdin", "-y", "-v", "error", "-i", str(video), "-vn", "-ac", "1",
-         "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", "-f", "wav", str(partial)],
-        capture_output=True, text=True)
-    if result.returncode != 0 or not _is_extracted(partial):
-        partial.unlink(missing_ok=True)
-        last_line = (result.stderr.strip().splitlines() or ["no audio written"])[-1]
-        return f"ffmpeg could not extract the audio: {last_line.removeprefix(f'{video}: ')}"
-    partial.replace(wav)
+    try:
+        with atomic_path(wav) as partial:
+            result = subprocess.run(
+                ["ffmpeg", "-nostdin", "-y", "-v", "error", "-i", str(video), "-vn", "-ac", "1",
+                 "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", "-f", "wav", str(partial)],
+                capture_output=True, text=True)
+            if result.returncode != 0 or not _is_extracted(partial):
+                last_line = (result.stderr.strip().splitlines() or ["no audio written"])[-1]
+                raise CorpusError(f"ffmpeg could not extract the audio: {last_line.removeprefix(f'{video}: ')}")
+    except CorpusError as err:
+        return str(err)
     return None
 
 

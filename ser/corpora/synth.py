@@ -22,6 +22,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import lfilter
 
+from ser.atomic import atomic_path
 from ser.config import CONF_ROOT, shell_assignments
 from ser.corpora.casia import LAYOUT, scan_speaker_emotion_tree
 from ser.corpora.common import BASIC_EMOTIONS, build_manifests, check_corpus_dir
@@ -160,25 +161,21 @@ def generate_synth_corpus(out_dir: Path | str, num_speakers: int | None = None, 
     if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
         raise CorpusError("synth: espeak-ng and sox are needed (tools/install.sh installs them)")
     out_dir = Path(out_dir)
-    partial = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
     rng = np.random.default_rng(seed)
-    jobs = []
-    for speaker in list(SPEAKERS)[:num_speakers]:
-        voice = SPEAKERS[speaker][0]
-        for emotion in EMOTIONS:
-            for index in range(num_sentences):
-                prosody = _jittered(EMOTION_PROSODY[emotion], rng)
-                snr_db = float(rng.uniform(*SNR_DB_RANGE))
-                noise_seed = int(rng.integers(2**31))
-                jobs.append((voice, SENTENCES[index], prosody, noise_seed, snr_db,
-                             partial / speaker / emotion / f"{index + 1:03d}.wav"))
-    with ThreadPoolExecutor(num_workers or os.cpu_count() or 1) as pool:
-        for future in [pool.submit(_render, *job) for job in jobs]:
-            future.result()
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    partial.rename(out_dir)
+    with atomic_path(out_dir) as partial:
+        jobs = []
+        for speaker in list(SPEAKERS)[:num_speakers]:
+            voice = SPEAKERS[speaker][0]
+            for emotion in EMOTIONS:
+                for index in range(num_sentences):
+                    prosody = _jittered(EMOTION_PROSODY[emotion], rng)
+                    snr_db = float(rng.uniform(*SNR_DB_RANGE))
+                    noise_seed = int(rng.integers(2**31))
+                    jobs.append((voice, SENTENCES[index], prosody, noise_seed, snr_db,
+                                 partial / speaker / emotion / f"{index + 1:03d}.wav"))
+        with ThreadPoolExecutor(num_workers or os.cpu_count() or 1) as pool:
+            for future in [pool.submit(_render, *job) for job in jobs]:
+                future.result()
     return out_dir
 
 

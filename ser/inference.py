@@ -1,24 +1,7 @@
-"""Model bundles: a trained run exported as one self-contained directory, and the
-:class:`EmotionClassifier` that loads it and classifies audio.
-
-A bundle holds
-
-- the classifier, one of (``bundle.json``'s ``model.kind``)
-
-  - ``model.pt`` (``torchscript``): the neural models as TorchScript,
-    ``(feats (B, T, D), lengths (B,)) -> logits``, posteriors their softmax;
-  - ``svm.joblib`` (``svm``, ser/svm.py): the scikit-learn pipeline of ``--model svm``
-    (StandardScaler + LinearSVC), posteriors the softmax of its decision function:
-    scores whose argmax is the SVM's decision, not calibrated probabilities;
-
-- ``model.onnx``: the neural models also as ONNX (dynamic batch and time axes), for
-  onnxruntime without PyTorch (``backend="onnx"``), checked against ``model.pt`` at export;
-- ``bundle.json``: the labels, the feature extractor (Lhotse's config), the
-  normalisation, the model and training settings, the training corpus;
-- ``feats/``: files the feature extractor reads (``lld93.conf`` for lld93);
-- ``cmvn.npz``: the normalisation statistics (absent with cmvn ``none``);
-- ``summary.json``, ``RESULTS.md``: the system's cross-validation results, if scored;
-- ``SHA256SUMS``: ``sha256sum`` format, checked on every load.
+"""The runtime of model bundles (ser/export.py writes them and lists what they hold):
+:class:`EmotionClassifier` checks a bundle's SHA256SUMS, loads it and classifies audio.
+It depends on the features, the normalisation and the batching of utterances, never on
+the trainer.
 
 A model trained with speed-perturbed copies (run.sh --speed-perturb) has their factors in
 ``bundle.json``'s ``test_copies``, and classifies audio as stage 6 scores it: the
@@ -34,9 +17,9 @@ and it classifies features (:meth:`EmotionClassifier.predict_features`, ``ser in
 --feats-scp``), never audio, which it refuses with :data:`EXTERNAL_NEEDS_FEATURES`.
 
 Loading needs the ``ser`` package and its dependencies, not the recipe's ``data/``
-or ``conf/``. A model trained with ``--cmvn speaker`` cannot know a new speaker's
-statistics: its bundle normalises with the training speakers' pooled (global)
-statistics, says so in ``bundle.json`` and warns on load.
+or ``conf/``. A bundle of a model trained with ``--cmvn speaker`` or ``corpus``
+normalises with the pooled statistics of its training data and warns on load, since a
+new recording's speaker or corpus statistics are unknown.
 """
 from __future__ import annotations
 
@@ -44,29 +27,23 @@ import hashlib
 import importlib
 import json
 import logging
-import shutil
 import tempfile
-import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import kaldiio
 import numpy as np
 import torch
 from lhotse.features.base import FeatureExtractor
-from torch import nn
 
 from ser.audio import (SAMPLE_RATE, check_speed_factors, is_pipe, load_audio, speed_perturbed_entry, to_mono_16k,
                        truncation, wav_scp_entry)
-from ser.cmvn import STATELESS_MODES, Normalizer, save_stats
-from ser.config import load_yaml
-from ser.datadir import read_table
+from ser.batching import Utterances, bucketed_batches, collate
+from ser.cmvn import STATELESS_MODES, Normalizer
 from ser.errors import AudioError, SerError
-from ser.features import FEATURE_TYPES, build_extractor, extract_features, frame_length
-from ser.train import Utterances, bucketed_batches, collate, copy_factors
+from ser.features import FEATURE_TYPES, extract_features, frame_length
 
 FORMAT = 1
 CHECKSUMS = "SHA256SUMS"
@@ -74,76 +51,30 @@ CHECKSUMS = "SHA256SUMS"
 MODEL_FILES = {"torchscript": "model.pt", "svm": "svm.joblib"}
 ONNX_FILE = "model.onnx"
 BACKENDS = ("torchscript", "onnx")
-ONNX_OPSET = 17
 AudioInput = str | Path | np.ndarray
 
-SPEAKER_CMVN_NOTE = (
-    "trained with per-speaker normalisation; a new speaker's statistics are unknown, so "
-    "inputs are normalised with the pooled statistics of all training speakers, which "
-    "may cost accuracy compared with the cross-validation results")
+# Defaults of EmotionClassifier, which ser infer takes as its own: inputs (and chunks) per
+# model call, and the chunks that longer audio is classified in.
+BATCH_SIZE = 16
+CHUNK_SECONDS = 10.0
+CHUNK_OVERLAP = 1.0
+# Emotion over time: 2 s windows, about one utterance of the acted corpora the models
+# learn from, every 0.5 s, so a change shows within half a second of where it is.
+SEGMENT_WINDOW = 2.0
+SEGMENT_HOP = 0.5
+
 EXTERNAL_NEEDS_FEATURES = (
     "this model was trained on external features ({source}), which it cannot compute from "
     "audio; give it the same kind of features as a Kaldi feats.scp (ser infer --feats-scp "
     "PATH, or EmotionClassifier.predict_features)")
-CORPUS_CMVN_NOTE = (
-    "trained with per-corpus normalisation; a new recording's corpus statistics are unknown, "
-    "so inputs are normalised with the pooled statistics of the training corpora")
 
 
 @contextmanager
-def _quiet_jit() -> Iterator[None]:
+def quiet_jit() -> Iterator[None]:
     # TorchScript is the bundle's model format; torch 2.13 flags torch.jit as deprecated.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit")
         yield
-
-
-def script_model(model: nn.Module, tolerance: float = 1e-4) -> torch.jit.ScriptModule:
-    """``model`` scripted rather than traced: scripting compiles the control flow (the
-    recurrence's loop over frames, the input checks), where a trace records only the
-    path its example input took. Checked against the eager model on several lengths."""
-    model = model.eval()
-    with _quiet_jit():
-        scripted = torch.jit.script(model)
-    generator = torch.Generator().manual_seed(0)
-    for lengths in ([1, 9, 40, 173], [3]):
-        lengths = torch.tensor(lengths)
-        feats = torch.randn(len(lengths), int(lengths.max()), model.input_dim, generator=generator)
-        with torch.no_grad():
-            diff = float((scripted(feats, lengths) - model(feats, lengths)).abs().max())
-        if not diff <= tolerance:
-            raise SerError(f"the TorchScript model differs from the trained one by {diff:.3g} "
-                           f"in the logits (frames {lengths.tolist()})")
-    return scripted
-
-
-def _check_lengths() -> list[list[int]]:
-    """Batches of different lengths, and single inputs, that exports are checked on."""
-    return [[1, 9, 40, 173], [3], [250], [57, 57]]
-
-
-def export_onnx(scripted: torch.jit.ScriptModule, input_dim: int, path: Path, tolerance: float = 1e-4) -> None:
-    """Writes the scripted model as ONNX, with dynamic batch and frame axes: from the
-    script, so the recurrence's loop over frames becomes an ONNX Loop rather than a
-    trace of one length. Checked with onnxruntime against the TorchScript posteriors."""
-    with warnings.catch_warnings():  # the TorchScript-based exporter warns that it is deprecated
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            scripted, (torch.zeros(2, 7, input_dim), torch.tensor([7, 4])), str(path), dynamo=False,
-            input_names=["feats", "lengths"], output_names=["logits"], opset_version=ONNX_OPSET,
-            dynamic_axes={"feats": {0: "batch", 1: "frames"}, "lengths": {0: "batch"}, "logits": {0: "batch"}})
-    session = onnx_session(path)
-    generator = torch.Generator().manual_seed(1)
-    for lengths in _check_lengths():
-        lengths = torch.tensor(lengths)
-        feats = torch.randn(len(lengths), int(lengths.max()), input_dim, generator=generator)
-        with torch.no_grad():
-            expected = torch.softmax(scripted(feats, lengths), dim=-1).numpy()
-        got = _softmax(session.run(None, {"feats": feats.numpy(), "lengths": lengths.numpy()})[0])
-        diff = float(np.abs(got - expected).max())
-        if not diff <= tolerance:
-            raise SerError(f"{path}: the ONNX model's posteriors differ from the TorchScript "
-                           f"model's by {diff:.3g} (frames {lengths.tolist()})")
 
 
 def onnx_session(path: Path):
@@ -159,25 +90,14 @@ def onnx_session(path: Path):
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Posteriors of logits (last axis)."""
     z = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return z / z.sum(axis=-1, keepdims=True)
 
 
-def save_extractor(extractor: FeatureExtractor, feat: str, options: dict, bundle_dir: Path) -> dict:
-    """The extractor's Lhotse config, with the files it names by absolute path (an
-    openSMILE config) copied to ``<bundle_dir>/feats/`` and named relative to the bundle."""
-    config, files = extractor.to_dict(), {}
-    for key, value in config.items():
-        if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_file():
-            files[key] = f"feats/{Path(value).name}"
-            (bundle_dir / "feats").mkdir(exist_ok=True)
-            shutil.copyfile(value, bundle_dir / files[key])
-            config[key] = files[key]
-    return {"feat": feat, "options": options, "extractor": config, "files": files}
-
-
 def load_extractor(features: dict, bundle_dir: Path) -> FeatureExtractor:
+    """The feature extractor of ``bundle.json``'s ``features``, its files in ``bundle_dir``."""
     factory = FEATURE_TYPES.get(features["feat"])
     if factory is None:
         raise SerError(f"{bundle_dir}: unknown feature type {features['feat']!r}")
@@ -189,50 +109,13 @@ def load_extractor(features: dict, bundle_dir: Path) -> FeatureExtractor:
     return FeatureExtractor.from_dict(config)
 
 
-def _check_features(extractor: FeatureExtractor, data_dir: Path, feat_dir: Path) -> None:
-    """The bundle's extractor must reproduce the features the model was trained on
-    (a feature config edited after stage 3 would not)."""
-    utt, ark = next(iter(read_table(feat_dir / "feats.scp").items()))
-    wav = read_table(data_dir / "wav.scp")[utt]
-    stored = kaldiio.load_mat(ark)
-    fresh = extract_features(extractor, load_audio(wav), wav)
-    # Loose enough for Kaldi-compressed features; other settings move them far more.
-    # The relative term is for one-row (functionals) features, which have no range.
-    tolerance = 0.01 * (stored.max(0) - stored.min(0)) + 1e-4 + 1e-5 * np.abs(stored).max(0)
-    if fresh.shape != stored.shape or not np.all(np.abs(fresh - stored) <= tolerance):
-        raise SerError(f"{feat_dir}: the features of {utt} differ from what the bundle's extractor "
-                       f"computes now; was conf/feats changed after the features were made?")
-
-
-def _save_cmvn(mode: str, stats_file: str | None, out: Path) -> dict:
-    """Writes the statistics inference applies (as ``train`` mode: one group)."""
-    if mode in STATELESS_MODES:  # nothing to store: inference normalises the same way
-        return {"mode": mode, "inference": mode}
-    with np.load(stats_file) as npz:
-        stats = {k: npz[k] for k in ("groups", "count", "sum", "sumsq")}
-    if mode in ("speaker", "corpus"):
-        stats = {"groups": np.array(["train"]), "count": stats["count"].sum(keepdims=True),
-                 "sum": stats["sum"].sum(0, keepdims=True), "sumsq": stats["sumsq"].sum(0, keepdims=True)}
-    save_stats(stats, out, "train")
-    if mode == "speaker":
-        return {"mode": "speaker", "inference": "global", "note": SPEAKER_CMVN_NOTE}
-    if mode == "corpus":
-        return {"mode": "corpus", "inference": "global", "note": CORPUS_CMVN_NOTE}
-    return {"mode": "train", "inference": "train"}
-
-
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, as ``sha256sum`` prints it."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def write_checksums(bundle_dir: Path) -> None:
-    files = sorted(p for p in bundle_dir.rglob("*") if p.is_file() and p.name != CHECKSUMS)
-    (bundle_dir / CHECKSUMS).write_text(
-        "".join(f"{_sha256(p)}  {p.relative_to(bundle_dir).as_posix()}\n" for p in files))
 
 
 def verify_checksums(bundle_dir: Path, required: Sequence[str]) -> list[str]:
@@ -252,114 +135,10 @@ def verify_checksums(bundle_dir: Path, required: Sequence[str]) -> list[str]:
         path = bundle_dir / name
         if not path.is_file():
             raise SerError(f"{path}: missing from the bundle")
-        if _sha256(path) != digest:
+        if file_sha256(path) != digest:
             raise SerError(f"{path}: sha256 mismatch, the file was changed after export; "
                            "export the bundle again")
     return list(listed)
-
-
-def trained_copy_factors(run_dir: Path, run_config: dict) -> list[str]:
-    """The speed factors of the copies a run was trained with (none without copies)."""
-    if not run_config.get("aug_feat_dir"):
-        return []
-    scp = Path(run_config["aug_feat_dir"]) / "feats.scp"
-    if not scp.is_file():
-        raise SerError(f"{scp}: missing; {run_dir} was trained with these speed-perturbed copies, "
-                       "and its bundle classifies with copies at their factors")
-    factors = copy_factors(read_table(scp))
-    if not factors:
-        raise SerError(f"{scp}: no speed-perturbed copy (sp<factor>-<utt>) in it")
-    return factors
-
-
-def is_svm_run(run_dir: Path, run_config: dict) -> bool:
-    """A ``--model svm`` run (ser/svm.py) rather than a neural one (``best.pt``)."""
-    from ser.svm import MODEL_FILE
-    return ((run_dir / MODEL_FILE).is_file() or run_config.get("model") == "svm"
-            or (run_config.get("model_config") or {}).get("variant") == "svm")
-
-
-def _export_svm(run_dir: Path, run_config: dict, dim: int, out: Path) -> dict:
-    """Copies the run's ``svm.joblib`` to ``out``; checks it loads and fits the features."""
-    from ser.svm import MODEL_FILE, load_svm
-    classifier = load_svm(run_dir)
-    if classifier.input_dim != dim:
-        raise SerError(f"{run_dir / MODEL_FILE}: the SVM takes {classifier.input_dim} features, "
-                       f"the feature extractor gives {dim}")
-    if "labels" in run_config and run_config["labels"] != classifier.labels:
-        raise SerError(f"{run_dir / MODEL_FILE}: labels {classifier.labels} differ from "
-                       f"run_config.json's {run_config['labels']}")
-    shutil.copyfile(run_dir / MODEL_FILE, out / MODEL_FILE)
-    return {"kind": "svm", "labels": classifier.labels,
-            "config": {**run_config["model_config"], "C": classifier.C}}
-
-
-def export_bundle(run_dir: Path, out_dir: Path, results_dir: Path | None = None) -> Path:
-    """Exports a trained run (``steps/train.sh``'s ``seed<s>/fold<k>``) to ``out_dir``,
-    written beside it first and renamed into place, so a bundle is always whole. A
-    neural run's ``best.pt`` becomes ``model.pt``, an svm run's ``svm.joblib`` is copied."""
-    run_config = json.loads((run_dir / "run_config.json").read_text())
-    svm = is_svm_run(run_dir, run_config)
-    if not svm:
-        from ser.model import build_model  # export only: a loaded bundle runs TorchScript
-        best = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=True)
-        model = build_model(**best["model_config"])
-        model.load_state_dict(best["model"])
-        scripted = script_model(model)
-
-    feat_dir = Path(run_config["feat_dir"])
-    options = load_yaml(feat_dir / "feat_conf.yaml")
-    feat = options.pop("feat")
-    external = feat == "external"
-    extractor = None if external else build_extractor(feat, **options)
-    dim = int((feat_dir / "feat_dim").read_text()) if external else extractor.feature_dim(SAMPLE_RATE)
-
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if svm:
-        model_info = _export_svm(run_dir, run_config, dim, tmp)
-    else:
-        with _quiet_jit():
-            scripted.save(str(tmp / MODEL_FILES["torchscript"]))
-        export_onnx(scripted, model.input_dim, tmp / ONNX_FILE)
-        model_info = {"kind": "torchscript", "labels": best["labels"], "config": best["model_config"],
-                      "onnx": ONNX_FILE}
-    data_dir = Path(run_config["data_dir"])
-    if external:
-        features = {"feat": "external", "options": options, "dim": dim,
-                    "frame_shift": float((feat_dir / "frame_shift").read_text())}
-    else:
-        features = save_extractor(extractor, feat, options, tmp)
-        _check_features(load_extractor(features, tmp), data_dir, feat_dir)
-    cmvn = _save_cmvn(run_config["cmvn"], run_config["cmvn_stats"], tmp / "cmvn.npz")
-    results = []
-    for name in ("summary.json", "RESULTS.md"):
-        if results_dir is not None and (results_dir / name).is_file():
-            shutil.copyfile(results_dir / name, tmp / name)
-            results.append(name)
-    history = json.loads((run_dir / "history.json").read_text())
-    meta = {
-        "format": FORMAT, "labels": model_info["labels"], "features": features, "cmvn": cmvn,
-        "model": {"name": run_config["model"], "kind": model_info["kind"], "config": model_info["config"],
-                  **({"onnx": model_info["onnx"]} if "onnx" in model_info else {})},
-        "training": {"corpus": data_dir.name, "data_dir": str(data_dir), "run_dir": str(run_dir),
-                     "folds_dir": run_config["folds_dir"], "num_train": run_config["num_train"],
-                     "num_valid": run_config["num_valid"], "train_config": run_config["train_config"],
-                     "selected": history["selected"]},
-        "cv_results": results,
-        "test_copies": [] if svm else trained_copy_factors(run_dir, run_config),
-        "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__,
-    }
-    if svm:
-        import sklearn
-        meta["sklearn"] = sklearn.__version__
-    (tmp / "bundle.json").write_text(json.dumps(meta, indent=1) + "\n")
-    write_checksums(tmp)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
-    return out_dir
 
 
 @dataclass
@@ -380,15 +159,11 @@ class Segment:
     posteriors: dict[str, float]
 
 
-# Emotion over time: 2 s windows, about one utterance of the acted corpora the models
-# learn from, every 0.5 s, so a change shows within half a second of where it is.
-SEGMENT_WINDOW = 2.0
-SEGMENT_HOP = 0.5
-
-
 def window_starts(num_samples: int, window: int, hop: int) -> list[int]:
-    """Starts of ``window``-sample windows every ``hop`` samples; the last one ends with
-    the audio (overlapping its neighbour more), and audio shorter than a window is one."""
+    """Starts of ``window``-sample windows every ``hop`` samples, for both the segments of
+    :meth:`EmotionClassifier.predict_segments` and the chunks of long audio; the last one
+    ends with the audio (overlapping its neighbour more), and audio shorter than a window
+    is one."""
     if num_samples <= window:
         return [0]
     last = num_samples - window
@@ -406,8 +181,9 @@ class EmotionClassifier:
     docstring); None: the bundle's, [] none."""
 
     def __init__(self, bundle_dir: Path, model, extractor: FeatureExtractor | None,
-                 normalizer: Normalizer, meta: dict, device: str = "cpu", batch_size: int = 16,
-                 chunk_seconds: float = 10.0, chunk_overlap: float = 1.0, backend: str = "torchscript",
+                 normalizer: Normalizer, meta: dict, device: str = "cpu", batch_size: int = BATCH_SIZE,
+                 chunk_seconds: float = CHUNK_SECONDS, chunk_overlap: float = CHUNK_OVERLAP,
+                 backend: str = "torchscript",
                  test_copies: Sequence[str] | None = None):
         if batch_size < 1:
             raise SerError(f"batch size must be positive, got {batch_size}")
@@ -465,7 +241,7 @@ class EmotionClassifier:
             if model.labels != meta["labels"]:
                 raise SerError(f"{bundle_dir}: svm.joblib's labels differ from bundle.json's")
         else:
-            with _quiet_jit():
+            with quiet_jit():
                 model = torch.jit.load(str(bundle_dir / MODEL_FILES[kind]), map_location=device).eval()
         extractor = None if meta["features"]["feat"] == "external" else \
             load_extractor(meta["features"], bundle_dir)
@@ -607,11 +383,7 @@ class EmotionClassifier:
 
     def _chunk_features(self, samples: np.ndarray, source: str) -> list[np.ndarray]:
         """Normalised features of each chunk of 16 kHz mono samples."""
-        starts = [0]
-        if samples.size > self.chunk_samples:
-            # Equal chunks; the last one ends with the audio, overlapping its neighbour more.
-            last = samples.size - self.chunk_samples
-            starts = list(range(0, last, self.chunk_hop)) + [last]
+        starts = window_starts(samples.size, self.chunk_samples, self.chunk_hop)
         return [self.features(samples[s:s + self.chunk_samples], source) for s in starts]
 
     @torch.no_grad()
@@ -627,7 +399,7 @@ class EmotionClassifier:
             batch, lengths, _ = collate(chunks, indices, "cpu" if onnx else self.device)
             if onnx:
                 logits = self.model.run(None, {"feats": batch.numpy(), "lengths": lengths.numpy()})[0]
-                posteriors[indices] = _softmax(logits)
+                posteriors[indices] = softmax(logits)
             else:
                 posteriors[indices] = torch.softmax(self.model(batch, lengths), dim=-1).cpu().numpy()
         return posteriors
