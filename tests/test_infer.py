@@ -130,6 +130,7 @@ def test_opensmile_config_travels_in_the_bundle(tmp_path):
     np.testing.assert_array_equal(loaded.extract(samples, SAMPLE_RATE), extractor.extract(samples, SAMPLE_RATE))
 
 
+@pytest.mark.slow
 def test_cli_reports_bad_files_and_resamples_stereo(bundle, classifier, wavs, tmp_path, capsys):
     wav = next(iter(wavs.values()))
     inputs = tmp_path / "inputs"
@@ -161,6 +162,7 @@ def test_cli_reports_bad_files_and_resamples_stereo(bundle, classifier, wavs, tm
     assert infer(capsys, "--model", bundle, inputs / "no-audio")[0] == 2
 
 
+@pytest.mark.slow
 def test_a_truncated_wav_is_classified_with_a_warning(bundle, wavs, tmp_path, capsys, caplog):
     wav = Path(next(iter(wavs.values())))
     data = wav.read_bytes()
@@ -195,6 +197,7 @@ def test_batch_and_single_file_inference_agree(tiny_recipe, bundle, classifier, 
                                    list(expected.posteriors.values()), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_long_file_is_classified_in_chunks(bundle, classifier, wavs, tmp_path, capsys):
     clips = [load_audio(p) for p in list(wavs.values())[:20]]
     samples = np.concatenate(clips * 10)[:25 * SAMPLE_RATE]
@@ -224,6 +227,7 @@ def test_ser_infer_takes_the_classifiers_defaults():
         EmotionClassifier(Path("."), None, None, Normalizer("none"), {"labels": [], "model": {}}, batch_size=0)
 
 
+@pytest.mark.slow
 def test_tampered_bundle_is_refused(bundle, wavs, tmp_path, capsys):
     tampered = shutil.copytree(bundle, tmp_path / "bundle")
     with open(tampered / "cmvn.npz", "ab") as f:

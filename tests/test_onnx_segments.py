@@ -137,6 +137,7 @@ def test_segments_follow_a_change_of_emotion(synth_svm_bundle, sad_then_angry, t
     assert (tmp_path / "plots" / f"{output_name(str(wav))}.png").stat().st_size > 5_000
 
 
+@pytest.mark.slow
 def test_segments_json_errors_and_options(attention_bundle, sad_then_angry, tmp_path, capsys):
     wav, _ = sad_then_angry
     (tmp_path / "empty.wav").touch()
