@@ -7,7 +7,7 @@
 #                      --feat compare_functionals, which follows the change on synth)
 set -euo pipefail
 
-model=exp/synth/lld93_lstm_tf_at_sp/final   # the bundle to explain (an attention model)
+model=exp/synth/lld93_lstm_tf_at_sp0.9_1.1/final   # the bundle to explain (an attention model)
 timeline_model=exp/synth/compare_functionals_svm/final  # the bundle of the timeline
 explain_clip=data/synth/corpus/spk03/angry/013.wav
 first=data/synth/corpus/spk04/sad/002.wav

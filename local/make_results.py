@@ -5,7 +5,7 @@ local/run_ablation.sh.
 Each (setup, system) row measured under exp/ is saved as local/results/<corpus>_<folds>_<system>.json
 (scores, per-fold means for pairing, settings, the commit it was trained at, the
 command); RESULTS.md is then made from every saved row, so rows measured in an
-earlier session stay when their exp/ dirs are gone, and runs added later (more seeds, in
+earlier checkout stay when their exp/ dirs are gone, and runs added later (more seeds, in
 a fresh checkout or on a cluster node) join the saved row's runs instead of replacing them,
 where both were made with the same settings. Recurrent systems trained with
 speed-perturbed copies (run.sh's default) are rows of their own, named after the
@@ -138,7 +138,7 @@ def with_runs(row: dict, runs: list[dict], earlier_totals: dict | None = None) -
 
 def join_saved_runs(row: dict, path: Path) -> dict:
     """``row`` (collected from exp/) with the runs of the row saved in ``path`` that exp/ does
-    not hold, e.g. seed 1 of an earlier session when a fresh checkout adds seeds 2 and 3. A
+    not hold, e.g. seed 1 of an earlier checkout when a fresh checkout adds seeds 2 and 3. A
     run in both is taken from exp/. A saved row made with other settings is replaced."""
     if not path.is_file():
         return row
