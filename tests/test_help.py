@@ -98,3 +98,17 @@ def test_run_sh_help_lists_every_option_with_its_default(args, confs):
     listed = dict(re.findall(r"^  --(\S+) +\[(.*?)\] ", out.stdout, re.M))
     assert listed == {name.replace("_", "-"): value for name, value in defaults.items()}
     assert "--all-args" not in out.stdout and "--cmvn-default" not in out.stdout
+
+
+def test_quick_lane_keeps_the_unit_tests_and_the_smallest_end_to_end_run():
+    """./test.sh --quick: slow, real-data and benchmark tests are left out; the unit tests and
+    the smallest end-to-end run (every stage on the tiny synth corpus) stay."""
+    out = subprocess.run(["./test.sh", "--quick", "--collect-only", "-q", "-n", "0", "tests/test_recipe.py",
+                          "tests/test_metrics.py", "tests/test_benchmarks.py"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    collected = [line for line in out.stdout.splitlines() if "::" in line]
+    assert "tests/test_recipe.py::test_every_stage_produces_its_outputs" in collected
+    assert any(line.startswith("tests/test_metrics.py::") for line in collected)
+    assert not any("test_second_run_does_no_work" in line or "test_casia_preparation" in line
+                   or line.startswith("tests/test_benchmarks.py::") for line in collected)
