@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -142,10 +143,12 @@ WHISPER = [*TINY[:TINY.index("--feat")], "--feat", "whisper", *TINY[TINY.index("
 
 @pytest.fixture(scope="module")
 def whisper_recipe(tiny_recipe, tmp_path_factory):
-    """A recipe copy with the tiny synth corpus, run through stages 1-7 on Whisper features,
-    with the svm on the same (pooled) features beside it."""
+    """A recipe copy with the tiny synth corpus and its folds (stages 1-2 of the tiny run),
+    run through stages 3-7 on Whisper features, with the svm on the same (pooled) features
+    beside it."""
     recipe = copy_recipe(tmp_path_factory.mktemp("whisper") / "recipe")
-    run_recipe(recipe, "--stage", "1", "--stop-stage", "7", *WHISPER)
+    shutil.copytree(tiny_recipe / "data", recipe / "data", ignore=shutil.ignore_patterns("feats"))
+    run_recipe(recipe, "--stage", "3", "--stop-stage", "7", *WHISPER)
     svm = list(WHISPER)
     svm[svm.index("--model") + 1] = "svm"
     svm[svm.index("--model-opts") + 1] = ""
