@@ -192,14 +192,16 @@ def is_encoder_row(row: dict) -> bool:
     return row["system"].startswith(f"{row['feat']}_")
 
 
-def paired_line(a: dict, b: dict) -> str:
-    """One table line: ``a`` − ``b`` over their common folds (UAR, seeds averaged within a fold)."""
+def paired_line(a: dict, b: dict, label: str | None = None) -> str:
+    """One table line: ``a`` − ``b`` over their common folds (UAR, seeds averaged within a fold),
+    its first cell ``label`` (default "a − b")."""
+    label = label or f"{a['system']} − {b['system']}"
     try:
         test = compare_runs(_runs_of(a), _runs_of(b), "uar")["test"]
     except Exception as err:  # too few common folds
-        return f"| {a['system']} − {b['system']} | – | {err} | | | | |"
+        return f"| {label} | – | {err} | | | | |"
     low, high = test["ci95"]
-    return (f"| {a['system']} − {b['system']} | {test['n']} | {100 * test['mean_diff']:+.2f} | "
+    return (f"| {label} | {test['n']} | {100 * test['mean_diff']:+.2f} | "
             f"{100 * low:+.1f} to {100 * high:+.1f} | {test['t']:.3f} | {test['p_two_sided']:.4f} | "
             f"{1 - test['p_less']:.4f} |")
 
@@ -309,19 +311,7 @@ def reference_pairs(ref: dict, rows: list[dict]) -> list[str]:
              f"| {name} − system | folds | mean diff (points) | 95 % CI (points) | t | p two-sided "
              f"| p ({name} > system) |",
              "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if r is ref:
-            continue
-        try:
-            test = compare_runs(_runs_of(ref), _runs_of(r), "uar")["test"]
-        except Exception as err:  # too few common folds
-            lines.append(f"| {r['system']} | – | {err} | | | | |")
-            continue
-        p_greater = 1 - test["p_less"]
-        low, high = test["ci95"]
-        lines.append(f"| {r['system']} | {test['n']} | {100 * test['mean_diff']:+.2f} | "
-                     f"{100 * low:+.1f} to {100 * high:+.1f} | {test['t']:.3f} | "
-                     f"{test['p_two_sided']:.4f} | {p_greater:.4f} |")
+    lines += [paired_line(ref, r, label=r["system"]) for r in rows if r is not ref]
     return lines
 
 
