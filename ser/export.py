@@ -30,11 +30,11 @@ import shutil
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import kaldiio
 import numpy as np
 import torch
-from lhotse.features.base import FeatureExtractor
 from torch import nn
 
 from ser.atomic import atomic_path
@@ -47,6 +47,9 @@ from ser.features import build_extractor, extract_features
 from ser.inference import (CHECKSUMS, FORMAT, MODEL_FILES, ONNX_FILE, file_sha256, load_extractor, onnx_session,
                            quiet_jit, softmax)
 from ser.speed import trained_copy_factors
+
+if TYPE_CHECKING:
+    from lhotse.features.base import FeatureExtractor
 
 ONNX_OPSET = 17
 SPEAKER_CMVN_NOTE = (

@@ -1,4 +1,5 @@
-"""The one registry of frame-level feature types, each a Lhotse FeatureExtractor.
+"""The one registry of frame-level feature types, each with Lhotse's FeatureExtractor
+interface (the openSMILE ones without Lhotse's class, see ser/opensmile_features.py).
 
 ``build_extractor(name, **options)`` returns the extractor with the options of
 ``conf/feats/<name>.yaml`` overridden by ``options``. Every extractor has
@@ -76,6 +77,15 @@ def build_extractor(name: str, conf_dir: Path | str | None = None, **overrides) 
         return factory(**options)
     except TypeError as err:
         raise SerError(f"feature type {name!r}: bad options {options}: {err}") from None
+
+
+def extractor_from_dict(config: dict) -> FeatureExtractor:
+    """The extractor that ``extractor.to_dict()`` describes, by its ``feature_type``."""
+    if str(config.get("feature_type", "")).startswith("opensmile-"):
+        from ser.opensmile_features import OpenSmileLld
+        return OpenSmileLld.from_dict(config)
+    from lhotse.features.base import FeatureExtractor
+    return FeatureExtractor.from_dict(dict(config))
 
 
 def feature_names(extractor: FeatureExtractor, name: str) -> list[str]:

@@ -33,17 +33,20 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from lhotse.features.base import FeatureExtractor
 
 from ser.audio import (SAMPLE_RATE, check_speed_factors, is_pipe, load_audio, speed_perturbed_entry, to_mono_16k,
                        truncation, wav_scp_entry)
 from ser.batching import Utterances, bucketed_batches, collate
 from ser.cmvn import STATELESS_MODES, Normalizer
 from ser.errors import AudioError, SerError
-from ser.features import FEATURE_TYPES, extract_features, frame_length
+from ser.features import FEATURE_TYPES, extract_features, extractor_from_dict, frame_length
+
+if TYPE_CHECKING:
+    from lhotse.features.base import FeatureExtractor
 
 FORMAT = 1
 CHECKSUMS = "SHA256SUMS"
@@ -101,12 +104,12 @@ def load_extractor(features: dict, bundle_dir: Path) -> FeatureExtractor:
     factory = FEATURE_TYPES.get(features["feat"])
     if factory is None:
         raise SerError(f"{bundle_dir}: unknown feature type {features['feat']!r}")
-    if isinstance(factory, str):  # importing the module registers its extractor type with Lhotse
+    if isinstance(factory, str):  # importing an encoder's module registers its type with Lhotse
         importlib.import_module(factory.split(":")[0])
     config = dict(features["extractor"])
     for key, name in features["files"].items():
         config[key] = str(bundle_dir / name)
-    return FeatureExtractor.from_dict(config)
+    return extractor_from_dict(config)
 
 
 def file_sha256(path: Path) -> str:

@@ -7,19 +7,20 @@
 - ``compare_functionals``: the stock ComParE_2016 functionals (6373), one vector per
   utterance: the paper's openSMILE + SVM baseline.
 
-All run through the ``opensmile`` package, one openSMILE config per extractor.
+All run through the ``opensmile`` package, one openSMILE config per extractor. The
+extractors have Lhotse's extractor interface (``extract``, ``frame_shift``,
+``feature_dim``, ``to_dict``/``from_dict`` with a ``feature_type``) without subclassing
+it: Lhotse imports torch, 2 s of every feature job's start-up that openSMILE does not
+need (``local/bench_features.sh``: with two jobs, start-up is a share of the speed-up).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import opensmile
-from lhotse.features.base import FeatureExtractor, register_extractor
-from lhotse.features.opensmile import OpenSmileConfig, OpenSmileExtractor
-from lhotse.utils import Seconds
 
 from ser.audio import SAMPLE_RATE
 from ser.config import CONF_ROOT
@@ -31,8 +32,10 @@ _MAX_SAMPLE = 32767 / 32768
 
 
 @dataclass
-class OpenSmileLldConfig(OpenSmileConfig):
-    """OpenSmileConfig for frame-level descriptors on a known frame grid.
+class OpenSmileLldConfig:
+    """The arguments of ``opensmile.Smile`` (the fields and defaults of Lhotse's
+    OpenSmileConfig, so that the bundles made when these extractors subclassed it load)
+    and the frame grid of the output.
 
     ``feature_set`` is a stock set's name or the path of a config file, whose output
     level ``feature_level`` then names. ``tail`` > 0 appends that much of the input's
@@ -41,30 +44,39 @@ class OpenSmileLldConfig(OpenSmileConfig):
     ``[n * frame_shift, n * frame_shift + frame_length)`` that lie within the input.
     """
 
-    frame_shift: Seconds = 0.01
-    frame_length: Seconds = 0.06  # the shortest input that yields a frame
-    tail: Seconds = 0.0
+    feature_set: str = "ComParE_2016"
+    feature_level: str = "lld"
+    options: Optional[dict] = None
+    loglevel: int = 2
+    logfile: Optional[str] = None
     sampling_rate: int = SAMPLE_RATE
+    channels: Union[int, Sequence[int]] = 0
+    mixdown: bool = False
+    resample: bool = False
+    num_workers: Optional[int] = 1
+    verbose: bool = False
+    frame_shift: float = 0.01  # seconds
+    frame_length: float = 0.06  # the shortest input that yields a frame
+    tail: float = 0.0
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
 
     @staticmethod
     def from_dict(data: Dict[str, Any]) -> "OpenSmileLldConfig":
         return OpenSmileLldConfig(**data)
 
 
-@register_extractor
-class OpenSmileLld(OpenSmileExtractor):
-    """Lhotse's OpenSmileExtractor for stock sets and our own configs. Unlike the parent
-    it takes 1-D samples, has working ``feature_names``/``feature_dim``, a frame shift
-    for custom configs, and returns openSMILE's frames as they are: the parent's
-    ``_pad_frames`` pads to Lhotse's frame count by re-appending the last frames as a
-    block (and keeps only the first frames when openSMILE gives more)."""
+class OpenSmileLld:
+    """openSMILE descriptors of 1-D 16 kHz samples, for stock sets and our own configs,
+    as openSMILE computes them: one row per frame, no padding to another frame count
+    (Lhotse's OpenSmileExtractor re-appends the last frames as a block to reach its own)."""
 
     name = "opensmile-lld"
     config_type = OpenSmileLldConfig
 
     def __init__(self, config: OpenSmileLldConfig | None = None):
-        # Not the parent's __init__: it resolves stock set and level names only.
-        FeatureExtractor.__init__(self, config)
+        self.config = config if config is not None else self.config_type()
         c = self.config
         if c.feature_set in opensmile.FeatureSet.__members__:
             self.feature_set = opensmile.FeatureSet[c.feature_set]
@@ -80,12 +92,22 @@ class OpenSmileLld(OpenSmileExtractor):
             channels=c.channels, mixdown=c.mixdown, resample=c.resample,
             num_workers=c.num_workers, verbose=c.verbose)
 
+    def to_dict(self) -> Dict[str, Any]:
+        return {**self.config.to_dict(), "feature_type": self.name}
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "OpenSmileLld":
+        """The extractor of ``to_dict``'s output (``feature_type`` picks the class)."""
+        data = dict(data)
+        extractor_type = OPENSMILE_EXTRACTORS[data.pop("feature_type", cls.name)]
+        return extractor_type(extractor_type.config_type.from_dict(data))
+
     @property
-    def frame_shift(self) -> Seconds:
+    def frame_shift(self) -> float:
         return self.config.frame_shift
 
     @property
-    def frame_length(self) -> Seconds:
+    def frame_length(self) -> float:
         return self.config.frame_length
 
     @property
@@ -168,7 +190,6 @@ def build_compare_lld() -> OpenSmileLld:
                                            frame_shift=0.01, frame_length=0.06))
 
 
-@register_extractor
 class OpenSmileFunctionals(OpenSmileLld):
     """A stock set's functionals: statistics of its descriptors over the whole input,
     returned as a (1, dim) matrix so that they go through the frame-level feature stage
@@ -205,3 +226,7 @@ def build_compare_functionals() -> OpenSmileFunctionals:
     return OpenSmileFunctionals(OpenSmileLldConfig(
         feature_set="ComParE_2016", feature_level=opensmile.FeatureLevel.Functionals.value,
         frame_shift=0.01, frame_length=0.06))
+
+
+# feature_type (the name that to_dict writes) -> class
+OPENSMILE_EXTRACTORS = {cls.name: cls for cls in (OpenSmileLld, OpenSmileFunctionals)}

@@ -103,11 +103,24 @@ if [ -n "$speed_perturb" ]; then
   python -m ser.bin.perturb_wav_scp --factors "$speed_perturb" "$data/wav.scp" "$wav_scp"
 fi
 
-# Round-robin split keeps each split sorted; a split is rewritten only when absent.
+# Each utterance goes, in order, to the split with the least audio so far (utt2dur; a
+# speed copy sp<f>-<utt> lasts dur/f), so that the jobs end together and each split stays
+# sorted; without durations this is round-robin. A split is rewritten only when absent.
 if [ ! -f "$dir/split/wav.$nj.scp" ] || [ -f "$dir/split/wav.$((nj + 1)).scp" ]; then
   rm -f "$dir"/split/*
   for j in $(seq "$nj"); do : > "$dir/split/wav.$j.scp"; done
-  awk -v nj="$nj" -v d="$dir/split" '{ print > (d "/wav." ((NR - 1) % nj + 1) ".scp") }' "$wav_scp"
+  awk -v nj="$nj" -v d="$dir/split" '
+    FNR == NR { dur[$1] = $2; next }
+    {
+      len = 1
+      if ($1 in dur) len = dur[$1]
+      else if (match($1, /^sp[0-9.]+-/) && substr($1, RSTART + RLENGTH) in dur)
+        len = dur[substr($1, RSTART + RLENGTH)] / substr($1, 3, RLENGTH - 3)
+      j = 1
+      for (k = 2; k <= nj; k++) if (load[k] < load[j]) j = k
+      load[j] += len
+      print > (d "/wav." j ".scp")
+    }' <(cat "$data/utt2dur" 2>/dev/null) "$wav_scp"
 fi
 
 abs_dir=$(realpath "$dir")  # feats.scp holds absolute ark paths, as in Kaldi

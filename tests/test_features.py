@@ -124,6 +124,28 @@ def test_feature_stage_round_trip_and_failed_list(tmp_path):
     assert (feat_dir / "feats.scp").stat().st_mtime_ns == mtime
 
 
+def test_jobs_get_equal_audio_and_sorted_splits(tmp_path):
+    """Utterances go to the split with the least audio so far (copies sp<f>-<utt> count
+    dur/f): round-robin would give job 1 the two long files here."""
+    data = make_data_dir(tmp_path, num_good=4, num_bad=0)  # 0.3, 0.4, 0.5, 0.6 s
+    durations = {"spk-good0": 3.0, "spk-good1": 0.5, "spk-good2": 3.0, "spk-good3": 0.5}
+    (data / "utt2dur").write_text("".join(f"{u} {d}\n" for u, d in durations.items()))
+    feat_dir = tmp_path / "feats"
+    assert make_feats(data, feat_dir).returncode == 0
+    splits = [(feat_dir / "split" / f"wav.{j}.scp").read_text().split("\n")[:-1] for j in (1, 2)]
+    keys = [[line.split()[0] for line in split] for split in splits]
+    assert keys == [["spk-good0", "spk-good3"], ["spk-good1", "spk-good2"]]
+    # Copies: the 0.5 ones last twice as long, the 2 ones half as long.
+    (data / "utt2dur").write_text("spk-good0 0.5\nspk-good1 0.5\nspk-good2 0.5\nspk-good3 1.0\n")
+    copies = tmp_path / "copies"
+    assert make_feats(data, copies, "--speed-perturb", "0.5 2").returncode == 0
+    keys = [[line.split()[0] for line in (copies / "split" / f"wav.{j}.scp").read_text().splitlines()]
+            for j in (1, 2)]
+    assert keys == [["sp0.5-spk-good0", "sp0.5-spk-good2", "sp2-spk-good0", "sp2-spk-good1",
+                     "sp2-spk-good2", "sp2-spk-good3"], ["sp0.5-spk-good1", "sp0.5-spk-good3"]]
+    assert all(k == sorted(k) for k in keys)
+
+
 def test_too_many_failures_fail_the_stage_without_a_product(tmp_path):
     data = make_data_dir(tmp_path, num_good=2, num_bad=2)
     feat_dir = tmp_path / "feats"

@@ -1,6 +1,7 @@
 """The openSMILE feature types: lld93 (our config) and the stock eGeMAPS/ComParE LLDs."""
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 
 from conftest import ROOT
 from ser.errors import SerError
-from ser.features import build_extractor, extract_features, feature_names, frame_length
+from ser.features import build_extractor, extract_features, extractor_from_dict, feature_names, frame_length
 from ser.opensmile_features import LLD93_CONF, OpenSmileLld
 
 SR = 16000
@@ -140,9 +141,31 @@ def test_bad_options(name, options, message):
         build_extractor(name, **options)
 
 
-def test_lhotse_round_trip_and_sampling_rate(extractors):
+def test_round_trip_and_sampling_rate(extractors):
     e = extractors["lld93"]
     copy = OpenSmileLld.from_dict(e.to_dict())
     assert copy.config == e.config and copy.feature_names == e.feature_names
     with pytest.raises(ValueError, match="16000 Hz"):
         e.extract(voiced(0.1), 8000)
+
+
+def test_bundles_made_with_lhotses_config_load(extractors):
+    """Bundles made when OpenSmileLld subclassed Lhotse's OpenSmileExtractor hold the
+    fields of Lhotse's OpenSmileConfig (and ours): every one of them must load."""
+    from lhotse.features.opensmile import OpenSmileConfig
+    e = extractors["lld93"]
+    lhotse_fields = {f.name for f in dataclasses.fields(OpenSmileConfig)}
+    saved = e.to_dict()
+    assert lhotse_fields <= set(saved)
+    copy = extractor_from_dict(saved)
+    assert type(copy) is OpenSmileLld and copy.config == e.config
+
+
+def test_feature_jobs_do_not_import_torch():
+    """A feature job's start-up is a share of the two-job speed-up (bench_features.sh);
+    torch (through Lhotse) would add 2 s to each."""
+    code = ("import sys, ser.bin.compute_feats; from ser.features import build_extractor; "
+            "build_extractor('lld93'); build_extractor('compare_functionals'); "
+            "print(sorted(m for m in ('torch', 'lhotse') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
