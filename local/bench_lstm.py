@@ -6,7 +6,8 @@ defaults of conf/model/<variant>.yaml, overridden by --model-opts as run.sh's
 --model-opts overrides them. First forward plus backward of one batch through the
 encoders of lstm_at (LSTM-AT) and lstm (torch.nn.LSTM), in the same process,
 interleaved so that load from other jobs hits both alike: a few warm-up iterations,
-then the median of N. The batch is --frames frames of --input-dim features, stacked
+then N timed ones; the ratio is the median of the N paired ratios (LSTM-AT's time over
+torch.nn.LSTM's in the same iteration), which drift in the machine's speed leaves alone. The batch is --frames frames of --input-dim features, stacked
 as the model stacks them (frame_stack k: ceil(frames / k) steps of k * input_dim).
 Then one simulated training epoch (forward, backward, Adam step) of the full models
 lstm_tf_at and lstm_tf (same head and attentions, LSTM-AT vs torch.nn.LSTM), also
@@ -49,7 +50,7 @@ def get_args(argv=None) -> argparse.Namespace:
                         help="overrides of conf/model/<variant>.yaml, 'key=value ...', e.g. 'hidden_size=128'; "
                              "each variant takes those its config has (gate_size: the LSTM-AT ones)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed iterations")
-    parser.add_argument("--iters", type=int, default=10, help="timed iterations (median)")
+    parser.add_argument("--iters", type=int, default=30, help="timed iterations (medians)")
     parser.add_argument("--epoch-utts", type=int, default=900, help="training utterances of the simulated fold")
     parser.add_argument("--min-frames", type=int, default=60, help="1.0 s at a 16 ms shift")
     parser.add_argument("--max-frames", type=int, default=300, help="4.9 s at a 16 ms shift")
@@ -74,8 +75,8 @@ def variant_options(variants: List[str], overrides: Dict[str, Any]) -> Dict[str,
     return {v: {k: value for k, value in overrides.items() if k in keys[v]} for v in variants}
 
 
-def fwd_bwd_times(models: List[nn.Module], feats: torch.Tensor, warmup: int, iters: int) -> List[float]:
-    """Median seconds of forward + backward per model, interleaving the models."""
+def fwd_bwd_times(models: List[nn.Module], feats: torch.Tensor, warmup: int, iters: int) -> List[List[float]]:
+    """Seconds of forward + backward per model and timed iteration, interleaving the models."""
 
     def step(model: nn.Module) -> None:
         outputs = model(feats)
@@ -88,7 +89,7 @@ def fwd_bwd_times(models: List[nn.Module], feats: torch.Tensor, warmup: int, ite
             step(model)
             if i >= warmup:
                 model_times.append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
+    return times
 
 
 def epoch_seconds(train_steps: List[Callable[..., None]], args: argparse.Namespace) -> List[float]:
@@ -127,8 +128,12 @@ def main(argv=None) -> None:
     )
     params = [sum(p.numel() for p in m.encoder.parameters()) for m in recurrent]
     print(f"params lstm_at={params[0]} torch_lstm={params[1]}")
-    at_s, lstm_s = fwd_bwd_times([m.encoder for m in recurrent], steps, args.warmup, args.iters)
-    print(f"fwd_bwd_ms lstm_at={1e3 * at_s:.1f} torch_lstm={1e3 * lstm_s:.1f} (median of {args.iters})")
+    at_times, lstm_times = fwd_bwd_times([m.encoder for m in recurrent], steps, args.warmup, args.iters)
+    ratios = sorted(at / lstm for at, lstm in zip(at_times, lstm_times))
+    print(f"fwd_bwd_ms lstm_at={1e3 * statistics.median(at_times):.1f} "
+          f"torch_lstm={1e3 * statistics.median(lstm_times):.1f} (medians of {args.iters}); paired ratios "
+          f"{ratios[0]:.3f}-{ratios[-1]:.3f}"
+          + (f", quartiles {' '.join(f'{q:.3f}' for q in statistics.quantiles(ratios))}" if len(ratios) > 1 else ""))
 
     if not args.skip_epoch:
         train_steps = []
@@ -149,7 +154,7 @@ def main(argv=None) -> None:
             f"epoch_s casia_fold(utts={args.epoch_utts}, frames={args.min_frames}-{args.max_frames}, "
             f"batch={args.batch_size}, bucketed) " + " ".join(f"{v}={s:.2f}" for v, s in zip(variants[2:], seconds))
         )
-    print(f"ratio_at_vs_torch_lstm={at_s / lstm_s:.3f}")
+    print(f"ratio_at_vs_torch_lstm={statistics.median(ratios):.3f}")
 
 
 if __name__ == "__main__":
