@@ -110,7 +110,7 @@ if [ ! -f "$dir/split/wav.$nj.scp" ] || [ -f "$dir/split/wav.$((nj + 1)).scp" ];
   rm -f "$dir"/split/*
   for j in $(seq "$nj"); do : > "$dir/split/wav.$j.scp"; done
   awk -v nj="$nj" -v d="$dir/split" '
-    FNR == NR { dur[$1] = $2; next }
+    FILENAME == ARGV[1] { dur[$1] = $2; next }  # FNR == NR would be true in wav.scp after an empty utt2dur
     {
       len = 1
       if ($1 in dur) len = dur[$1]
