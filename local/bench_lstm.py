@@ -7,8 +7,9 @@ defaults of conf/model/<variant>.yaml, overridden by --model-opts as run.sh's
 encoders of lstm_at (LSTM-AT) and lstm (torch.nn.LSTM), in the same process,
 interleaved so that load from other jobs hits both alike: a few warm-up iterations,
 then N timed ones; the ratio is the median of the N paired ratios (LSTM-AT's time over
-torch.nn.LSTM's in the same iteration), which drift in the machine's speed leaves alone. The batch is --frames frames of --input-dim features, stacked
-as the model stacks them (frame_stack k: ceil(frames / k) steps of k * input_dim).
+torch.nn.LSTM's in the same iteration), which drift in the machine's speed leaves
+alone. The batch is --frames frames of --input-dim features, stacked as the model
+stacks them (frame_stack k: ceil(frames / k) steps of k * input_dim).
 Then one simulated training epoch (forward, backward, Adam step) of the full models
 lstm_tf_at and lstm_tf (same head and attentions, LSTM-AT vs torch.nn.LSTM), also
 interleaved, on a CASIA leave-one-speaker-out fold: 900 utterances of 1.0-4.9 s at a

@@ -62,6 +62,11 @@ def perturb_wav_scp(wavs: dict[str, str], factors: list[str]) -> dict[str, str]:
     return {perturbed_id(utt, f): speed_perturbed_entry(entry, f) for f in factors for utt, entry in wavs.items()}
 
 
+def perturb_utt2dur(durations: dict[str, float], factors: list[str]) -> dict[str, float]:
+    """The utt2dur of the copies of :func:`perturb_wav_scp`: a copy at speed f lasts dur / f."""
+    return {perturbed_id(utt, f): dur / float(f) for f in factors for utt, dur in durations.items()}
+
+
 def copy_factors(ids: Iterable[str]) -> list[str]:
     """The speed factors of the copies among ``ids``, in increasing order."""
     return sorted({parsed[0] for parsed in map(original_of, ids) if parsed}, key=float)

@@ -97,30 +97,30 @@ mkdir -p "$dir/split" "$dir/log"
 printf '%s' "$settings" > "$dir/.settings"
 rm -f "$dir/.done" "$dir/feats.scp"
 
-wav_scp=$data/wav.scp
+wav_scp=$data/wav.scp utt2dur=$data/utt2dur
 if [ -n "$speed_perturb" ]; then
   wav_scp=$dir/wav.scp
-  python -m ser.bin.perturb_wav_scp --factors "$speed_perturb" "$data/wav.scp" "$wav_scp"
+  copies_utt2dur=()  # the copies' durations, where the originals' are known
+  if [ -f "$utt2dur" ]; then copies_utt2dur=(--utt2dur "$utt2dur" "$dir/utt2dur"); utt2dur=$dir/utt2dur; fi
+  python -m ser.bin.perturb_wav_scp --factors "$speed_perturb" "${copies_utt2dur[@]}" "$data/wav.scp" "$wav_scp"
 fi
+[ -f "$utt2dur" ] || utt2dur=/dev/null
 
-# Each utterance goes, in order, to the split with the least audio so far (utt2dur; a
-# speed copy sp<f>-<utt> lasts dur/f), so that the jobs end together and each split stays
-# sorted; without durations this is round-robin. A split is rewritten only when absent.
+# Each utterance goes, in order, to the split with the least audio so far (utt2dur), so
+# that the jobs end together and each split stays sorted; without durations this is
+# round-robin. A split is rewritten only when absent.
 if [ ! -f "$dir/split/wav.$nj.scp" ] || [ -f "$dir/split/wav.$((nj + 1)).scp" ]; then
   rm -f "$dir"/split/*
   for j in $(seq "$nj"); do : > "$dir/split/wav.$j.scp"; done
+  # FILENAME, not FNR == NR: that would hold in wav.scp too after an empty utt2dur.
   awk -v nj="$nj" -v d="$dir/split" '
-    FILENAME == ARGV[1] { dur[$1] = $2; next }  # FNR == NR would be true in wav.scp after an empty utt2dur
+    FILENAME == ARGV[1] { dur[$1] = $2; next }
     {
-      len = 1
-      if ($1 in dur) len = dur[$1]
-      else if (match($1, /^sp[0-9.]+-/) && substr($1, RSTART + RLENGTH) in dur)
-        len = dur[substr($1, RSTART + RLENGTH)] / substr($1, 3, RLENGTH - 3)
       j = 1
       for (k = 2; k <= nj; k++) if (load[k] < load[j]) j = k
-      load[j] += len
+      load[j] += ($1 in dur) ? dur[$1] : 1
       print > (d "/wav." j ".scp")
-    }' <(cat "$data/utt2dur" 2>/dev/null) "$wav_scp"
+    }' "$utt2dur" "$wav_scp"
 fi
 
 abs_dir=$(realpath "$dir")  # feats.scp holds absolute ark paths, as in Kaldi

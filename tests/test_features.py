@@ -143,6 +143,7 @@ def test_jobs_get_equal_audio_and_sorted_splits(tmp_path):
             for j in (1, 2)]
     assert keys == [["sp0.5-spk-good0", "sp0.5-spk-good2", "sp2-spk-good0", "sp2-spk-good1",
                      "sp2-spk-good2", "sp2-spk-good3"], ["sp0.5-spk-good1", "sp0.5-spk-good3"]]
+    assert (copies / "utt2dur").read_text().splitlines()[:2] == ["sp0.5-spk-good0 1.0000", "sp0.5-spk-good1 1.0000"]
     assert all(k == sorted(k) for k in keys)
 
 

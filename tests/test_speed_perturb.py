@@ -16,8 +16,8 @@ from ser.audio import load_audio, speed_perturbed_entry
 from ser.cmvn import Normalizer
 from ser.datadir import DataDir
 from ser.errors import SerError
-from ser.speed import (AUTO_FACTORS, average_with_copies, copy_factors, factors_tag, original_of, perturb_wav_scp,
-                       perturbed_id, split_factors)
+from ser.speed import (AUTO_FACTORS, average_with_copies, copy_factors, factors_tag, original_of, perturb_utt2dur,
+                       perturb_wav_scp, perturbed_id, split_factors)
 from ser.train import load_perturbed
 
 
@@ -29,6 +29,8 @@ def test_ids_and_entries_cannot_be_taken_for_originals(tmp_path):
     assert table["sp0.9-spk1-u1"] == f"sox -R '{wav}' -t wav - speed 0.9 |"
     slow, fast = load_audio(table["sp0.9-spk1-u1"]), load_audio(table["sp1.1-spk1-u1"])
     assert abs(slow.size - 16000 / 0.9) < 200 and abs(fast.size - 16000 / 1.1) < 200
+    durations = perturb_utt2dur({"spk1-u1": 1.0}, ["0.9", "1.1"])
+    assert durations == pytest.approx({"sp0.9-spk1-u1": 1 / 0.9, "sp1.1-spk1-u1": 1 / 1.1})
     # An entry that is already a pipe gets sox chained after it.
     chained = speed_perturbed_entry(f"sox '{wav}' -t wav - |", "1.1")
     assert abs(load_audio(chained).size - 16000 / 1.1) < 200
