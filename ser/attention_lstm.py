@@ -27,12 +27,6 @@ _sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input
 _tanh_backward = torch.ops.aten.tanh_backward.grad_input
 
 
-def _tanh_(x: Tensor) -> Tensor:
-    """In-place tanh(x) = 2 sigmoid(2x) - 1: torch.tanh costs about three
-    torch.sigmoid on x86 CPUs (AVX2 kernels); the error is ~1e-7 in float32."""
-    return x.mul_(2.0).sigmoid_().mul_(2.0).sub_(1.0)
-
-
 class AttentionGateRecurrence(torch.autograd.Function):
     """One LSTM-AT layer over time-major, input-projected frames.
 
@@ -55,17 +49,37 @@ class AttentionGateRecurrence(torch.autograd.Function):
         h = torch.zeros(steps + 1, batch, hidden, **new)
         a = torch.empty(steps, batch, weight_f.size(0), **new)
         f, tanh_c = torch.empty(steps, batch, hidden, **new), torch.empty(steps, batch, hidden, **new)
-        go = torch.empty(steps, batch, 2 * hidden, **new)  # [g_t, o_t]
+        # Every tanh below is 2 sigmoid(2x) - 1: torch.tanh costs about three
+        # torch.sigmoid on x86 CPUs (AVX2 kernels), and the error is ~1e-7 in float32.
+        # The 2x is folded into the operands once (W_f, the g rows of W_hh and the g
+        # half of x_proj doubled, which is exact), so a step pays one sigmoid and one
+        # 2s - 1 per tanh, and g's sigmoid and o's share one pass.
+        scale_go = torch.ones(2 * hidden, **new)
+        scale_go[:hidden] = 2.0
+        go = x_proj * scale_go  # [g_t, o_t]: pre-activations, then the gates in place
         g, o = go[..., :hidden], go[..., hidden:]
-        w_hh, w_f, v_f = weight_hh.t(), weight_f.t(), weight_vf.t()
-        for t in range(steps):
-            _tanh_(torch.mm(c[t], w_f, out=a[t]))
-            torch.addmm(bias_f, a[t], v_f, out=f[t]).sigmoid_()
-            torch.addmm(x_proj[t], h[t], w_hh, out=go[t])
-            torch.lerp(_tanh_(g[t]), c[t], f[t], out=c[t + 1])
-            if peephole is not None:
-                o[t].addcmul_(peephole, c[t + 1])
-            torch.mul(o[t].sigmoid_(), _tanh_(tanh_c[t].copy_(c[t + 1])), out=h[t + 1])
+        w_hh = weight_hh.t() * scale_go
+        w_f2, v_f = weight_f.t() * 2.0, weight_vf.t()
+        minus_one = torch.tensor(-1.0, **new)
+        # Per-step views made once (unbind), not indexed anew in every step.
+        steps_of = zip(c.unbind(0), c[1:].unbind(0), h.unbind(0), h[1:].unbind(0), a.unbind(0), f.unbind(0),
+                       go.unbind(0), g.unbind(0), o.unbind(0), tanh_c.unbind(0))
+        for c_prev, c_t, h_prev, h_t, a_t, f_t, go_t, g_t, o_t, tanh_c_t in steps_of:
+            torch.mm(c_prev, w_f2, out=a_t).sigmoid_()
+            torch.add(minus_one, a_t, alpha=2.0, out=a_t)
+            torch.addmm(bias_f, a_t, v_f, out=f_t).sigmoid_()
+            go_t.addmm_(h_prev, w_hh)
+            if peephole is None:
+                go_t.sigmoid_()  # g's sigmoid and o's in one pass
+                torch.add(minus_one, g_t, alpha=2.0, out=g_t)
+                torch.lerp(g_t, c_prev, f_t, out=c_t)
+            else:
+                torch.add(minus_one, g_t.sigmoid_(), alpha=2.0, out=g_t)
+                torch.lerp(g_t, c_prev, f_t, out=c_t)
+                o_t.addcmul_(peephole, c_t).sigmoid_()
+            torch.mul(c_t, 2.0, out=tanh_c_t).sigmoid_()
+            torch.add(minus_one, tanh_c_t, alpha=2.0, out=tanh_c_t)
+            torch.mul(o_t, tanh_c_t, out=h_t)
         ctx.save_for_backward(weight_hh, weight_f, weight_vf, peephole, c, h, a, f, go, tanh_c)
         return h[1:]
 
@@ -92,19 +106,24 @@ class AttentionGateRecurrence(torch.autograd.Function):
         grad_c = torch.zeros_like(grad_h)
         grad_a = torch.empty_like(a[0])
         tmp, grad_c_f = torch.empty_like(grad_h), torch.empty_like(grad_h)
-        for t in range(steps - 1, -1, -1):
-            _sigmoid_backward(torch.mul(grad_h, tanh_c[t], out=tmp), o[t], grad_input=dz_o[t])
-            grad_c.add_(_tanh_backward(torch.mul(grad_h, o[t], out=tmp), tanh_c[t], grad_input=tmp))
+        grad_out_prev = (None,) + grad_out[:-1].unbind(0)  # the output gradient of step t - 1
+        steps_of = zip(grad_out_prev, c.unbind(0), a.unbind(0), f.unbind(0), g.unbind(0), o.unbind(0),
+                       tanh_c.unbind(0), dz_go.unbind(0), dz_o.unbind(0), dz_f.unbind(0), dz_g.unbind(0),
+                       dz_a.unbind(0))
+        for grad_out_p, c_prev, a_t, f_t, g_t, o_t, tanh_c_t, dz_go_t, dz_o_t, dz_f_t, dz_g_t, dz_a_t in reversed(
+                list(steps_of)):
+            _sigmoid_backward(torch.mul(grad_h, tanh_c_t, out=tmp), o_t, grad_input=dz_o_t)
+            grad_c.add_(_tanh_backward(torch.mul(grad_h, o_t, out=tmp), tanh_c_t, grad_input=tmp))
             if peephole is not None:
-                grad_c.addcmul_(dz_o[t], peephole)
-            torch.sub(c[t], g[t], out=tmp).mul_(grad_c)
-            _sigmoid_backward(tmp, f[t], grad_input=dz_f[t])
-            torch.mul(grad_c, f[t], out=grad_c_f)
-            _tanh_backward(torch.sub(grad_c, grad_c_f, out=tmp), g[t], grad_input=dz_g[t])
-            _tanh_backward(torch.mm(dz_f[t], weight_vf, out=grad_a), a[t], grad_input=dz_a[t])
-            torch.addmm(grad_c_f, dz_a[t], weight_f, out=grad_c)
-            if t > 0:
-                torch.addmm(grad_out[t - 1], dz_go[t], weight_hh, out=grad_h)
+                grad_c.addcmul_(dz_o_t, peephole)
+            torch.sub(c_prev, g_t, out=tmp).mul_(grad_c)
+            _sigmoid_backward(tmp, f_t, grad_input=dz_f_t)
+            torch.mul(grad_c, f_t, out=grad_c_f)
+            _tanh_backward(torch.sub(grad_c, grad_c_f, out=tmp), g_t, grad_input=dz_g_t)
+            _tanh_backward(torch.mm(dz_f_t, weight_vf, out=grad_a), a_t, grad_input=dz_a_t)
+            torch.addmm(grad_c_f, dz_a_t, weight_f, out=grad_c)
+            if grad_out_p is not None:
+                torch.addmm(grad_out_p, dz_go_t, weight_hh, out=grad_h)
 
         def flat(x: Tensor) -> Tensor:
             return x.reshape(-1, x.size(-1))
