@@ -210,3 +210,4 @@ def test_encoder_systems_take_their_defaults_from_conf_feat_defaults():
     assert exp_dir("--feat", "lld93") == "exp/synth/lld93_lstm_tf_at_sp0.9_1.1/loso"  # the paper's: unchanged
     out = subprocess.run(["./run.sh", "--feat", "whisper", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert re.search(r"--cmvn\s+\[train\]", out.stdout) and re.search(r"--speed-perturb\s+\[auto\]", out.stdout)
+    assert re.search(r"--feat-train-opts\s+\[epochs=20\]", out.stdout)  # the encoder systems' 20 epochs
