@@ -341,7 +341,10 @@ def render(rows: list[dict]) -> str:
              "edits of RESULTS.md, local/results/ or the documentation alone, which do not change a run. "
              "Rows named after other features (`whisper_svm`, `whisper_lstm_tf_at`) are systems on a frozen "
              "pretrained encoder's frames at its defaults (docs/training.md, Pretrained encoders; "
-             "`conf/feat_defaults/`): the svm pools each utterance's frames into their mean and std.",
+             "`conf/feat_defaults/`): the svm pools each utterance's frames into their mean and std. "
+             "Their recurrent systems train 20 epochs since commit 133e2d8 (2026-12-06); rows named "
+             "`<system>_epochs30` are the same systems at 30 epochs, the default before it "
+             "(`--train-opts epochs=30`).",
              ""]
     setups = []
     for row in rows:
