@@ -1,7 +1,8 @@
 """ser/recipe.py names run.sh's data, fold, feature and exp dirs exactly as run.sh named them
 in bash before (tests/golden/dir_names.json, recorded at b2a971e with --show-exp-dir for 45
 option sets, the baseline's with the options of its then recursive run.sh call; the six
-whisper/ssl sets renamed since, when speed copies became the encoder systems' default);
+whisper/ssl sets renamed since, when speed copies became the encoder systems' default, and the
+whisper sets' training options given 20 epochs since, from conf/feat_defaults/whisper.conf);
 run.sh and local/make_results.py both ask it."""
 from __future__ import annotations
 
