@@ -9,6 +9,7 @@ EmoDB: 3 of the 9) and trains on the rest.
   tune.py pack --corpus casia --scratch . --out .tune_dev/casia.npz [--feat whisper]
   tune.py run --data .tune_dev/casia.npz --name base --train-opts "epochs=30" \
       --model-opts "frame_stack=2" --cmvn utt --results local/tune/results.jsonl
+  tune.py fuse --data .tune_dev/casia.npz --other .tune_dev/casia_lld93.npz --out .tune_dev/casia_fused.npz
   tune.py sweep --plan plan.txt --jobs 2 --results ...   (lines: name<TAB>data<TAB>args)
 """
 from __future__ import annotations
@@ -61,6 +62,36 @@ def augmented_copies(data_dir, aug_feats, ids):
     feats = [kaldiio.load_mat(scp[a].strip()).astype(np.float32) for a in aug_ids]
     return {"aug_ids": np.array(aug_ids), "aug_base": np.array([index[a.split("-", 1)[1]] for a in aug_ids]),
             "aug_lengths": np.array([f.shape[0] for f in feats]), "aug_feats": np.concatenate(feats)}
+
+
+def fuse(args):
+    """A pack of the first pack's frames with the second's beside them, the second's
+    resampled to the first's frame rate (ser/paste_features.py), copies included."""
+    from ser.paste_features import paste
+    a, b = np.load(args.data), np.load(args.other)
+    if list(a["ids"]) != list(b["ids"]):
+        sys.exit(f"{args.data} and {args.other} hold different utterances")
+    (shift_a, len_a), (shift_b, len_b) = args.frames_a, args.frames_b
+
+    def pasted(prefix):
+        if f"{prefix}feats" not in a.files:
+            return None
+        if list(a[f"{prefix}ids"]) != list(b[f"{prefix}ids"]):
+            sys.exit(f"{args.data} and {args.other} hold different copies")
+        ba = np.concatenate([[0], np.cumsum(a[f"{prefix}lengths"])])
+        bb = np.concatenate([[0], np.cumsum(b[f"{prefix}lengths"])])
+        fa, fb = a[f"{prefix}feats"], b[f"{prefix}feats"]
+        return np.concatenate([paste([(fa[ba[i]:ba[i + 1]], shift_a, len_a), (fb[bb[i]:bb[i + 1]], shift_b, len_b)],
+                                     (False, args.other_utt_normalised))
+                               for i in range(len(ba) - 1)])
+    out = {k: a[k] for k in a.files if k not in ("feats", "aug_feats", "names")}
+    out["feats"] = pasted("")
+    aug = pasted("aug_")
+    if aug is not None:
+        out["aug_feats"] = aug
+    out["names"] = np.concatenate([a["names"], b["names"]])
+    np.savez_compressed(args.out, **out)
+    print(f"{args.out}: {len(out['ids'])} utterances of dimension {out['feats'].shape[1]}")
 
 
 def inner_splits(corpus, speakers):
@@ -264,6 +295,16 @@ def main():
     a.add_argument("--feat", default="lld93", help="feature dir under data/<corpus>/feats/")
     a.add_argument("--out", required=True)
     a.add_argument("--aug-feats", default="", help="feats dir of speed-perturbed copies, e.g. lld93_sp0.9_1.1")
+    a = sub.add_parser("fuse")
+    a.add_argument("--data", required=True, help="the pack that sets the frame rate")
+    a.add_argument("--other", required=True, help="the pack whose frames are resampled and pasted")
+    a.add_argument("--frames-a", type=float, nargs=2, default=[0.02, 0.025], metavar=("SHIFT", "LENGTH"),
+                   help="frame shift and window of --data, seconds (default: whisper's)")
+    a.add_argument("--frames-b", type=float, nargs=2, default=[0.016, 0.032], metavar=("SHIFT", "LENGTH"),
+                   help="frame shift and window of --other, seconds (default: lld93's)")
+    a.add_argument("--other-utt-normalised", action="store_true",
+                   help="normalise --other's frames by each utterance's own mean and variance")
+    a.add_argument("--out", required=True)
     a = sub.add_parser("run")
     a.add_argument("--data", required=True)
     a.add_argument("--name", required=True)
@@ -286,7 +327,7 @@ def main():
     a.add_argument("--results", required=True)
     a.add_argument("--logdir", required=True)
     args = p.parse_args()
-    {"pack": pack, "run": run, "sweep": sweep}[args.cmd](args)
+    {"pack": pack, "fuse": fuse, "run": run, "sweep": sweep}[args.cmd](args)
 
 
 if __name__ == "__main__":
