@@ -38,7 +38,7 @@ protocol=""           # loso, speaker_kfold, session, random, cross_corpus [defa
 num_folds=""          # K for speaker_kfold, repeats for random
 fold_seed=0           # seed of the random splits
 test_share=""         # random protocol: test share [default: 1000/7200, the paper's]
-feat=lld93            # lld93 (the paper's), whisper, ssl (pretrained encoders), whisper_lld93 (whisper's frames with lld93 beside them), fbank, mfcc, egemaps_lld, compare_lld, compare_functionals (the svm's), external (--feats-scp)
+feat=lld93            # lld93 (the paper's), whisper, ssl (pretrained encoders), fbank, mfcc, egemaps_lld, compare_lld, compare_functionals (the svm's), external (--feats-scp)
 feat_opts=""          # overrides of conf/feats/<feat>.yaml, "key=value ...", e.g. "model=small" for whisper
 feats_scp=""          # --feat external: Kaldi feats.scp file(s), T x D or 1 x D per utterance
 feats_frame_shift=""  # --feat external: frame shift, seconds [default: estimated from the durations]

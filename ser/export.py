@@ -111,20 +111,14 @@ def export_onnx(scripted: torch.jit.ScriptModule, input_dim: int, path: Path, to
 
 def save_extractor(extractor: FeatureExtractor, feat: str, options: dict, bundle_dir: Path) -> dict:
     """The extractor's Lhotse config, with the files it names by absolute path (an
-    openSMILE config) copied to ``<bundle_dir>/feats/`` and named relative to the bundle.
-    ``files`` maps each such value's key path in the config (``members.1.extractor.feature_set``
-    in pasted features) to its file in the bundle."""
+    openSMILE config) copied to ``<bundle_dir>/feats/`` and named relative to the bundle."""
     config, files = extractor.to_dict(), {}
-
-    def relocate(node, prefix):
-        for key, value in (node.items() if isinstance(node, dict) else enumerate(node)):
-            if isinstance(value, (dict, list)):
-                relocate(value, f"{prefix}{key}.")
-            elif isinstance(value, str) and Path(value).is_absolute() and Path(value).is_file():
-                files[f"{prefix}{key}"] = node[key] = f"feats/{Path(value).name}"
-                (bundle_dir / "feats").mkdir(exist_ok=True)
-                shutil.copyfile(value, bundle_dir / node[key])
-    relocate(config, "")
+    for key, value in config.items():
+        if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_file():
+            files[key] = f"feats/{Path(value).name}"
+            (bundle_dir / "feats").mkdir(exist_ok=True)
+            shutil.copyfile(value, bundle_dir / files[key])
+            config[key] = files[key]
     return {"feat": feat, "options": options, "extractor": config, "files": files}
 
 

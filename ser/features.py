@@ -51,8 +51,6 @@ FEATURE_TYPES: dict[str, Any] = {
     # Frozen pretrained encoders (ser/encoder_features.py), frame-level like the others.
     "whisper": "ser.encoder_features:build_whisper",
     "ssl": "ser.encoder_features:build_ssl",
-    # Several types' frames side by side on the first one's frame rate (ser/paste_features.py).
-    "whisper_lld93": "ser.paste_features:build_pasted",
 }
 
 
@@ -60,16 +58,6 @@ def load_feature_options(name: str, conf_dir: Path | str | None = None) -> dict:
     """The options in ``conf/feats/<name>.yaml`` (empty if there is none)."""
     path = Path(conf_dir or CONF_DIR) / f"{name}.yaml"
     return load_yaml(path) if path.is_file() else {}
-
-
-def conf_files(name: str, conf_dir: Path | str | None = None) -> list[Path]:
-    """The config files that define feature type ``name``: ``conf/feats/<name>.*`` and, for
-    pasted types, those of each member (a changed member config is a changed feature)."""
-    conf_dir = Path(conf_dir or CONF_DIR)
-    files = sorted(conf_dir.glob(f"{name}.*"))
-    for member in load_feature_options(name, conf_dir).get("members", []):
-        files += conf_files(member, conf_dir)
-    return files
 
 
 def runs_on_device(name: str) -> bool:
@@ -93,9 +81,6 @@ def build_extractor(name: str, conf_dir: Path | str | None = None, **overrides) 
 
 def extractor_from_dict(config: dict) -> FeatureExtractor:
     """The extractor that ``extractor.to_dict()`` describes, by its ``feature_type``."""
-    if config.get("feature_type") == "pasted":
-        from ser.paste_features import PastedFeatures
-        return PastedFeatures.from_dict(config)
     if str(config.get("feature_type", "")).startswith("opensmile-"):
         from ser.opensmile_features import OpenSmileLld
         return OpenSmileLld.from_dict(config)

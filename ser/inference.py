@@ -23,7 +23,6 @@ new recording's speaker or corpus statistics are unknown.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import importlib
 import json
@@ -107,13 +106,9 @@ def load_extractor(features: dict, bundle_dir: Path) -> FeatureExtractor:
         raise SerError(f"{bundle_dir}: unknown feature type {features['feat']!r}")
     if isinstance(factory, str):  # importing an encoder's module registers its type with Lhotse
         importlib.import_module(factory.split(":")[0])
-    config = copy.deepcopy(features["extractor"])
-    for key_path, name in features["files"].items():  # "feature_set", "members.1.extractor.feature_set"
-        *parents, key = key_path.split(".")
-        node = config
-        for parent in parents:
-            node = node[int(parent) if isinstance(node, list) else parent]
-        node[key] = str(bundle_dir / name)
+    config = dict(features["extractor"])
+    for key, name in features["files"].items():
+        config[key] = str(bundle_dir / name)
     return extractor_from_dict(config)
 
 

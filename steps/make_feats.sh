@@ -62,8 +62,7 @@ data=$(record_id "$data")"
 fi
 # The feature type's config files are part of the record: a changed default is a new feature;
 # so is the copies' sox command (copies made before sox -R had random dither).
-mapfile -t feat_confs < <(python -m ser.bin.recipe_info feat-conf-files "$feat")  # a pasted type's members' too
-conf_hash=$(cat "${feat_confs[@]}" /dev/null | sha1sum | cut -c1-12)
+conf_hash=$(cat "$SER_ROOT"/conf/feats/"$feat".* 2>/dev/null | sha1sum | cut -c1-12)
 # Features computed on CUDA are recorded as such (CPU records, made before --gpu, stay valid).
 # Only feature types with a device (the encoders) use the GPU, and ask the cluster for one.
 device=cpu device_record=""
@@ -83,7 +82,7 @@ perturb_command=$perturb_command}
 compress=$compress${device_record}
 data=$(record_id "$data")"
 # What the hashes stand for, so that a rebuild names the setting that changed.
-detail=$(record_detail data "$data"; file_detail "${feat_confs[@]}")
+detail=$(record_detail data "$data"; file_detail "$SER_ROOT"/conf/feats/"$feat".*)
 lock_dir "$dir"
 if is_done "$dir" "$settings" "$detail"; then
   log "$dir is complete; skipping"

@@ -64,10 +64,21 @@ def augmented_copies(data_dir, aug_feats, ids):
             "aug_lengths": np.array([f.shape[0] for f in feats]), "aug_feats": np.concatenate(feats)}
 
 
+def paste(a, shift_a, len_a, b, shift_b, len_b, b_utt_normalised=False):
+    """Frames ``a`` (T, D) with ``b``'s beside them, ``b`` linearly interpolated, dimension by
+    dimension, at ``a``'s frame centres (frame i of shift s and window w centred at
+    i * s + w / 2; past either end the outermost frame repeats); ``b`` then normalised by
+    its own mean and variance over the utterance if asked."""
+    from ser.cmvn import utterance_cmvn
+    target = np.arange(len(a)) * shift_a + len_a / 2
+    centres = np.arange(len(b)) * shift_b + len_b / 2
+    b = np.stack([np.interp(target, centres, b[:, d]) for d in range(b.shape[1])], axis=1).astype(np.float32)
+    return np.concatenate([a, utterance_cmvn(b) if b_utt_normalised else b], axis=1)
+
+
 def fuse(args):
     """A pack of the first pack's frames with the second's beside them, the second's
-    resampled to the first's frame rate (ser/paste_features.py), copies included."""
-    from ser.paste_features import paste
+    resampled to the first's frame rate (:func:`paste`), copies included."""
     a, b = np.load(args.data), np.load(args.other)
     if list(a["ids"]) != list(b["ids"]):
         sys.exit(f"{args.data} and {args.other} hold different utterances")
@@ -81,8 +92,8 @@ def fuse(args):
         ba = np.concatenate([[0], np.cumsum(a[f"{prefix}lengths"])])
         bb = np.concatenate([[0], np.cumsum(b[f"{prefix}lengths"])])
         fa, fb = a[f"{prefix}feats"], b[f"{prefix}feats"]
-        return np.concatenate([paste([(fa[ba[i]:ba[i + 1]], shift_a, len_a), (fb[bb[i]:bb[i + 1]], shift_b, len_b)],
-                                     (False, args.other_utt_normalised))
+        return np.concatenate([paste(fa[ba[i]:ba[i + 1]], shift_a, len_a, fb[bb[i]:bb[i + 1]], shift_b, len_b,
+                                     args.other_utt_normalised)
                                for i in range(len(ba) - 1)])
     out = {k: a[k] for k in a.files if k not in ("feats", "aug_feats", "names")}
     out["feats"] = pasted("")

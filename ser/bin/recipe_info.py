@@ -6,7 +6,6 @@
   recipe_info.py emotion-map CORPUS [--variants "corpus:variant ..."]
                                            '' for an identity emotion mapping, else its hash
   recipe_info.py runs-on-device FEAT        true if the feature type can be computed on a GPU, else false
-  recipe_info.py feat-conf-files FEAT       the config files that define the feature type, one a line
   recipe_info.py corpus-digest DIR [--cache FILE]  hash of a corpus's files (paths, sizes, contents)
   recipe_info.py check [--feat F] [--model M] [--baseline B] [--cmvn C] [--protocol P] [--seeds "S ..."]
                                            exits with one message naming every unknown setting
@@ -24,8 +23,7 @@ from ser.recipe import check_settings, dir_names, shell_assignments_of
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("what", choices=("names", "emotion-map", "corpus-digest", "runs-on-device", "feat-conf-files",
-                                      "check"))
+    p.add_argument("what", choices=("names", "emotion-map", "corpus-digest", "runs-on-device", "check"))
     p.add_argument("value", nargs="?", default="", help="the corpus, dir or feature type asked about")
     p.add_argument("--variants", default="", help="emotion-map: '<corpus>:<variant> ...'")
     p.add_argument("--cache", help="corpus-digest: the file that keeps each file's hash between calls")
@@ -43,9 +41,6 @@ def main(argv=None) -> None:
     elif args.what == "runs-on-device":
         from ser.features import runs_on_device
         print("true" if runs_on_device(args.value) else "false")
-    elif args.what == "feat-conf-files":
-        from ser.features import conf_files
-        print("".join(f"{path}\n" for path in conf_files(args.value)), end="")
     else:
         print(corpus_digest(args.value, args.cache))
 
