@@ -75,6 +75,15 @@ def base_system(row: str) -> str:
     return re.sub(r"(_sp[0-9._]*?)?(_tta)?$", "", row)
 
 
+def row_train_config(model_config: dict, train_config: dict) -> dict:
+    """The training options a row's runs are compared by: none for the svm, which reads only
+    the seed (its runs record the training options of their day all the same, so runs of
+    another day, or on features with other training defaults, would not join it otherwise)."""
+    if model_config.get("variant") == "svm":
+        return {}
+    return without_retired_options({k: v for k, v in train_config.items() if k not in ("seed", "device")})
+
+
 def measure_rows(corpus: str, folds: str, system: str, system_dir: Path, command: str) -> list[dict]:
     """The rows of one system on one setup, from its scored runs (none if it has none): runs
     scored with test-time copies (ser/bin/score.py) give two, ``<system>_tta`` and
@@ -102,8 +111,7 @@ def measure_row(corpus: str, folds: str, system: str, system_dir: Path, command:
         "feat": Path(config["feat_dir"]).name, "cmvn": config["cmvn"],
         "uses_test_speaker_stats": bool(runs[0].get("uses_test_speaker_stats")),
         "model_config": config["model_config"],
-        "train_config": without_retired_options({k: v for k, v in config["train_config"].items()
-                                                 if k not in ("seed", "device")}),
+        "train_config": row_train_config(config["model_config"], config["train_config"]),
         "test_copies": summarize_protocol(runs).get("test_copies", []),
         "command": command,
     }
@@ -144,7 +152,7 @@ def join_saved_runs(row: dict, path: Path) -> dict:
         return row
     saved = json.loads(path.read_text())
     # Rows saved before the retired training options went hold them: at their no-op values, the same settings.
-    saved["train_config"] = without_retired_options(saved.get("train_config") or {})
+    saved["train_config"] = row_train_config(saved.get("model_config") or {}, saved.get("train_config") or {})
     row = json.loads(json.dumps(row))  # compared as saved: tuples become lists
     changed = [k for k in ROW_SETTINGS if saved.get(k) != row.get(k)]
     if changed:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def fake_system(exp: Path, system: str, uars: dict[tuple[str, int], float], originals_only: float | None = None,
-                commit: str = "abc", lr: float = 1, feat: str = "x") -> None:
+                commit: str = "abc", lr: float = 1, feat: str = "x", model_config: dict | None = None) -> None:
     """Scored runs; with ``originals_only``, scored with test-time copies (ser/bin/score.py)
     and that UAR for the same models on the originals alone."""
     for (fold, seed), uar in uars.items():
@@ -28,7 +28,7 @@ def fake_system(exp: Path, system: str, uars: dict[tuple[str, int], float], orig
             "fold": fold, "seed": seed, "uar": uar, "wa": uar, "macro_f1": uar, "train_seconds": 60,
             "num_utts": 300, "num_test_excluded": 0, **copies}))
         (run / "run_config.json").write_text(json.dumps({
-            "feat_dir": f"data/casia/feats/{feat}", "cmvn": "train", "model_config": {}, "commit": commit,
+            "feat_dir": f"data/casia/feats/{feat}", "cmvn": "train", "model_config": model_config or {}, "commit": commit,
             "train_config": {"seed": seed, "lr": lr}}))
 
 
@@ -264,6 +264,31 @@ def test_a_row_made_with_other_settings_is_replaced_not_joined(tmp_path):
     assert "replacing the saved row (1 runs), made with other train_config" in out.stderr
     row = json.loads((tmp_path / "rows" / "casia_loso_svm.json").read_text())
     assert row["seeds"] == [2] and row["train_config"] == {"lr": 2}
+
+
+@pytest.mark.slow
+def test_svm_runs_join_whatever_training_options_they_recorded(tmp_path):
+    """The svm reads only the seed; its runs record the training options of their day (another
+    conf/train.yaml, a feature type's feat_train_opts), which must not split its row."""
+    exp = tmp_path / "exp"
+    svm = {"variant": "svm", "C": 0.01}
+    fake_system(exp, "compare_functionals_svm", {("fold1", 1): 0.40}, lr=1, model_config=svm)
+    assert make_results(exp, tmp_path, "--speed-perturb", "none").returncode == 0
+    row = json.loads((tmp_path / "rows" / "casia_loso_svm.json").read_text())
+    assert row["train_config"] == {}
+    shutil.rmtree(exp)
+    fake_system(exp, "compare_functionals_svm", {("fold1", 2): 0.50}, lr=2, model_config=svm)
+    out = make_results(exp, tmp_path, "--speed-perturb", "none")
+    assert out.returncode == 0 and "replacing" not in out.stderr, out.stderr
+    assert json.loads((tmp_path / "rows" / "casia_loso_svm.json").read_text())["seeds"] == [1, 2]
+    # A row saved with the training options of its day joins too.
+    path = tmp_path / "rows" / "casia_loso_svm.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "train_config": {"lr": 1, "epochs": 30}}))
+    shutil.rmtree(exp)
+    fake_system(exp, "compare_functionals_svm", {("fold1", 3): 0.45}, lr=3, model_config=svm)
+    out = make_results(exp, tmp_path, "--speed-perturb", "none")
+    assert out.returncode == 0 and "replacing" not in out.stderr, out.stderr
+    assert json.loads(path.read_text())["seeds"] == [1, 2, 3]
 
 
 @pytest.mark.slow
