@@ -216,14 +216,16 @@ def paired_line(a: dict, b: dict, label: str | None = None) -> str:
 
 def encoder_pairs(group: list[dict], reference: dict | None) -> list[str]:
     """Paired tests of the systems on pretrained-encoder features: against the svm on ComParE
-    functionals, against the paper's model on its features, and the encoder's recurrent models
-    against the svm on the same encoder's pooled features."""
+    functionals, against the paper's model on its features, the encoder's recurrent models
+    against the svm on the same encoder's pooled features, and the paper's model against the
+    plain lstm on the same frames with the same options (what its attention adds on top)."""
     encoder_rows = [r for r in group if is_encoder_row(r)]
     if not encoder_rows:
         return []
     by_name = {r["system"]: r for r in group}
     lines = ["", "Paired tests of the systems on pretrained-encoder features, over folds (UAR, seeds "
-             "averaged within each fold first; t-test on the per-fold differences):", "",
+             "averaged within each fold first; t-test on the per-fold differences); the paper's model "
+             "is also paired with the plain lstm on the same frames with the same options:", "",
              "| system − other | folds | mean diff (points) | 95 % CI (points) | t | p two-sided | "
              "p (system > other) |", "|---|---|---|---|---|---|---|"]
     for r in encoder_rows:
@@ -231,6 +233,9 @@ def encoder_pairs(group: list[dict], reference: dict | None) -> list[str]:
         pooled = by_name.get(f"{r['feat']}_svm")
         if pooled is not r:
             others.append(pooled)
+        paper_model = f"{r['feat']}_lstm_tf_at"
+        if r["system"].startswith(paper_model):
+            others.append(by_name.get(f"{r['feat']}_lstm{r['system'][len(paper_model):]}"))
         lines += [paired_line(r, o) for o in others if o is not None]
     return lines
 

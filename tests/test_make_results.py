@@ -88,6 +88,16 @@ def test_encoder_systems_are_rows_of_their_own_paired_with_both_svms(tmp_path):
     assert "| whisper_svm − svm | 3 | +5.00 |" in text
     assert "| whisper_svm − whisper_svm |" not in text
     assert ": earlier defaults" not in text
+    # The paper's model against the plain lstm on the same frames with the same options.
+    assert "lstm_tf_at_sp0.8_0.9_1.1_1.2 − whisper_lstm" not in text
+    fake_system(exp, "whisper_lstm_sp0.8_0.9_1.1_1.2", {(f, s): m for f, m in zip(folds, (0.45, 0.45, 0.45)) for s in (1, 2, 3)},
+                feat="whisper")
+    out = make_results(exp, tmp_path, "--systems", "whisper:lstm")
+    assert out.returncode == 0, out.stderr
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| whisper_lstm_tf_at_sp0.8_0.9_1.1_1.2 − whisper_lstm_sp0.8_0.9_1.1_1.2 | 3 | +3.00 |" in text
+    assert "| whisper_lstm_sp0.8_0.9_1.1_1.2 − whisper_lstm" not in text
+    shutil.rmtree(exp / "casia" / "whisper_lstm_sp0.8_0.9_1.1_1.2")
     # Encoder systems trained without copies (their default until 2026-12-06) are listed apart.
     fake_system(exp, "whisper_lstm_tf_at", {(f, 1): 0.41 for f in folds}, feat="whisper")
     out = make_results(exp, tmp_path, "--systems", "whisper:lstm_tf_at", "--speed-perturb", "none")
