@@ -50,7 +50,7 @@ from ser.metrics import mean_std  # noqa: E402
 from ser.recipe import dir_names  # noqa: E402
 from ser.report import METRICS, collect_runs, summarize_protocol  # noqa: E402
 from ser.speed import factors_tag, split_factors  # noqa: E402
-from ser.train import without_retired_options  # noqa: E402
+from ser.train import options_read, without_retired_options  # noqa: E402
 
 RESULTS_DIR = ROOT / "local" / "results"
 REFERENCE = "lstm_tf_at"
@@ -76,12 +76,11 @@ def base_system(row: str) -> str:
 
 
 def row_train_config(model_config: dict, train_config: dict) -> dict:
-    """The training options a row's runs are compared by: none for the svm, which reads only
-    the seed (its runs record the training options of their day all the same, so runs of
-    another day, or on features with other training defaults, would not join it otherwise)."""
-    if model_config.get("variant") == "svm":
-        return {}
-    return without_retired_options({k: v for k, v in train_config.items() if k not in ("seed", "device")})
+    """The training options a row's runs are compared by: those the model reads, the seed and
+    device aside (ser.train.options_read; svm runs made before runs recorded only the seed
+    hold the training options of their day, which would keep them from joining otherwise)."""
+    read = options_read(model_config, train_config)
+    return without_retired_options({k: v for k, v in read.items() if k not in ("seed", "device")})
 
 
 def measure_rows(corpus: str, folds: str, system: str, system_dir: Path, command: str) -> list[dict]:

@@ -47,6 +47,14 @@ RETIRED_OPTIONS = {"crop_share": 1.0, "copy_share": 1.0, "mixup_alpha": 0.0, "sp
                    "class_weight": "none"}
 
 
+def options_read(model_config: dict, train_config: dict) -> dict:
+    """The training options a model reads, which are what its runs are told apart by: the svm
+    (ser/svm.py) reads only the seed; the recurrent models all of them."""
+    if model_config.get("variant") == "svm":
+        return {k: v for k, v in train_config.items() if k == "seed"}
+    return train_config
+
+
 def without_retired_options(train_config: dict) -> dict:
     """A recorded training config without the retired options it holds at their no-op
     values; one at another value stays, so that the record matches no current one."""

@@ -271,6 +271,27 @@ def test_a_record_holding_the_retired_options_matches_only_at_their_no_op_values
     assert not same_record(None, now)
 
 
+def test_the_svm_record_holds_only_the_seed_so_training_options_do_not_retrain_it(tmp_path):
+    """The svm reads only the seed of the training options (ser.train.options_read): its
+    run record leaves the others out, while a recurrent model's record changes with them."""
+    from ser.bin.train import get_parser, run_record
+
+    for part in ("train", "valid", "test"):
+        (tmp_path / "folds/fold1").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "folds/fold1" / part).write_text("utt1\n")
+
+    def record(model: str, train_opts: str, seed: int = 1) -> dict:
+        args = get_parser().parse_args(["--data-dir", str(tmp_path), "--feat-dir", str(tmp_path), "--folds-dir",
+                                        str(tmp_path / "folds"), "--cmvn", "utt", "--model", model,
+                                        "--train-opts", train_opts])
+        return run_record(args, "fold1", seed)
+
+    assert record("svm", "lr=0.5 epochs=3")["train_config"] == {"seed": 1}
+    assert record("svm", "lr=0.5") == record("svm", "") != record("svm", "", seed=2)
+    assert record("lstm_tf_at", "lr=0.5") != record("lstm_tf_at", "")
+    assert record("lstm_tf_at", "lr=0.5")["train_config"]["lr"] == 0.5
+
+
 @pytest.mark.slow
 def test_runs_recorded_before_the_retired_options_went_are_scored_not_retrained(tiny_recipe, tmp_path):
     from ser.train import RETIRED_OPTIONS

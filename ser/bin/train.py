@@ -28,7 +28,7 @@ from ser.folds import list_folds, read_fold
 from ser.model import build_model, load_model_config
 from ser.provenance import (code_version, differences, dump_record, fold_lists_hash, read_record,
                             record_id)
-from ser.train import TrainConfig, load_fold_data, train_fold, without_retired_options
+from ser.train import TrainConfig, load_fold_data, options_read, train_fold, without_retired_options
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -69,10 +69,8 @@ def run_record(args, fold: str, seed: int) -> dict:
     """What a run is made from; equal records mean equal runs (the device aside)."""
     config = TrainConfig.from_dict({**load_yaml(args.train_conf), **parse_key_values(args.train_opts),
                                     "seed": seed})
-    train_config = {k: v for k, v in asdict(config).items() if k != "device"}
     model_config = {**load_model_config(args.model), **parse_key_values(args.model_opts)}
-    if model_config.get("variant") == "svm":  # trained by ser/svm.py, which reads only the seed
-        train_config = {"seed": seed}
+    train_config = options_read(model_config, {k: v for k, v in asdict(config).items() if k != "device"})
     cmvn_dir = args.cmvn_dir if args.cmvn not in STATELESS_MODES else None
     return {"stage": "train", "fold": fold, "seed": seed, "model": args.model,
             "model_config": model_config, "train_config": train_config, "cmvn": args.cmvn,
