@@ -21,6 +21,10 @@ if [ $# -ne 3 ]; then echo "$help_message" >&2; exit 1; fi
 corpus=$1; corpus_dir=$2; data=$3
 # Absolute, not resolved: a symlink is how a path with spaces is kept out of wav.scp.
 case $corpus_dir in /*) ;; *) corpus_dir=$PWD/$corpus_dir ;; esac
+# Without "." and "..", where that names the same dir, so that ../corpora/casia and its
+# absolute path are one setting, not two that prepare the corpus again.
+tidy=$(realpath -m -s -- "$corpus_dir")
+[ "$(realpath -m -- "$tidy")" = "$(realpath -m -- "$corpus_dir")" ] && corpus_dir=$tidy
 
 contents() {  # a hash of the corpus's files: paths, sizes and contents (not their times)
   python -m ser.bin.recipe_info corpus-digest "$corpus_dir" \

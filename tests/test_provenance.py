@@ -271,6 +271,24 @@ def test_a_record_holding_the_retired_options_matches_only_at_their_no_op_values
     assert not same_record(None, now)
 
 
+def test_a_corpus_named_through_dot_dot_is_the_same_setting_as_its_plain_path(tmp_path):
+    """steps/prepare_data.sh records the corpus dir without "." and "..": naming it again by
+    its plain path finds the data dir complete instead of preparing it again."""
+    recipe = copy_recipe(tmp_path / "recipe")
+    corpus = make_casia(tmp_path / "corpora")
+    (tmp_path / "corpora/other").mkdir()
+
+    def prepare(corpus_dir: str) -> str:
+        out = subprocess.run(["steps/prepare_data.sh", "casia", corpus_dir, "data/casia"], cwd=recipe,
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stderr
+
+    assert "preparing casia from " + str(corpus) in prepare("../corpora/other/./../casia")
+    assert "skipping" in prepare(str(corpus))
+    assert str(corpus) + "/" in next(iter(read_table(recipe / "data/casia/wav.scp").values()))
+
+
 def test_the_svm_record_holds_only_the_seed_so_training_options_do_not_retrain_it(tmp_path):
     """The svm reads only the seed of the training options (ser.train.options_read): its
     run record leaves the others out, while a recurrent model's record changes with them."""
