@@ -294,8 +294,8 @@ def test_the_svm_record_holds_only_the_seed_so_training_options_do_not_retrain_i
     run record leaves the others out, while a recurrent model's record changes with them."""
     from ser.bin.train import get_parser, run_record
 
+    (tmp_path / "folds/fold1").mkdir(parents=True)
     for part in ("train", "valid", "test"):
-        (tmp_path / "folds/fold1").mkdir(parents=True, exist_ok=True)
         (tmp_path / "folds/fold1" / part).write_text("utt1\n")
 
     def record(model: str, train_opts: str, seed: int = 1) -> dict:
